@@ -1,0 +1,222 @@
+//! One suite, every engine: the namespace may rely only on what passes here.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use metastore::{Abort, Direction, MemStore, MetaError, MetaStore, SledConfig, SledStore, Tree};
+
+fn engines() -> Vec<(&'static str, Arc<dyn MetaStore>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sled = SledStore::open(&SledConfig::new(dir.path().join("meta"))).unwrap();
+    vec![
+        ("mem", Arc::new(MemStore::new()), None),
+        ("sled", Arc::new(sled), Some(dir)),
+    ]
+}
+
+fn put(s: &dyn MetaStore, t: Tree, k: &[u8], v: &[u8]) {
+    s.transact(&mut |tx| {
+        tx.put(t, k, v).map_err(|_| Abort)?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn get_put_delete_round_trip() {
+    for (name, s, _d) in engines() {
+        assert_eq!(s.get(Tree::Inodes, b"k").unwrap(), None, "{name}");
+        put(&*s, Tree::Inodes, b"k", b"v1");
+        assert_eq!(
+            s.get(Tree::Inodes, b"k").unwrap().as_deref(),
+            Some(&b"v1"[..]),
+            "{name}"
+        );
+        // trees are separate keyspaces
+        assert_eq!(s.get(Tree::Dentries, b"k").unwrap(), None, "{name}");
+        s.transact(&mut |tx| tx.del(Tree::Inodes, b"k").map_err(|_| Abort))
+            .unwrap();
+        assert_eq!(s.get(Tree::Inodes, b"k").unwrap(), None, "{name}");
+    }
+}
+
+#[test]
+fn aborted_transaction_writes_nothing() {
+    for (name, s, _d) in engines() {
+        let r = s.transact(&mut |tx| {
+            tx.put(Tree::Inodes, b"a", b"1").map_err(|_| Abort)?;
+            tx.put(Tree::Dentries, b"b", b"2").map_err(|_| Abort)?;
+            Err(Abort)
+        });
+        assert!(matches!(r, Err(MetaError::Aborted)), "{name}");
+        assert_eq!(s.get(Tree::Inodes, b"a").unwrap(), None, "{name}");
+        assert_eq!(s.get(Tree::Dentries, b"b").unwrap(), None, "{name}");
+    }
+}
+
+#[test]
+fn transaction_reads_its_own_writes_across_trees() {
+    for (name, s, _d) in engines() {
+        put(&*s, Tree::Sys, b"counter", &[1]);
+        let mut seen = Vec::new();
+        s.transact(&mut |tx| {
+            let c = tx.get(Tree::Sys, b"counter").map_err(|_| Abort)?.unwrap();
+            tx.put(Tree::Sys, b"counter", &[c[0] + 1])
+                .map_err(|_| Abort)?;
+            tx.put(Tree::Orphans, b"x", b"y").map_err(|_| Abort)?;
+            seen = vec![tx.get(Tree::Sys, b"counter").map_err(|_| Abort)?.unwrap()[0]];
+            tx.del(Tree::Orphans, b"x").map_err(|_| Abort)?;
+            assert_eq!(tx.get(Tree::Orphans, b"x").map_err(|_| Abort)?, None);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![2], "{name}");
+        assert_eq!(
+            s.get(Tree::Sys, b"counter").unwrap(),
+            Some(vec![2]),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn scans_are_ordered_bounded_and_reversible() {
+    for (name, s, _d) in engines() {
+        for k in [&b"a-c"[..], b"a.d", b"a/", b"a/b", b"a0", b"b"] {
+            put(&*s, Tree::Dentries, k, k);
+        }
+        let keys = |r: Vec<(Vec<u8>, Vec<u8>)>| r.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        let all = s
+            .scan(
+                Tree::Dentries,
+                (Bound::Unbounded, Bound::Unbounded),
+                100,
+                Direction::Forward,
+            )
+            .unwrap();
+        assert_eq!(
+            keys(all),
+            vec![
+                b"a-c".to_vec(),
+                b"a.d".to_vec(),
+                b"a/".to_vec(),
+                b"a/b".to_vec(),
+                b"a0".to_vec(),
+                b"b".to_vec()
+            ],
+            "{name}: raw byte order"
+        );
+        let page = s
+            .scan(
+                Tree::Dentries,
+                (Bound::Excluded(b"a.d"), Bound::Unbounded),
+                2,
+                Direction::Forward,
+            )
+            .unwrap();
+        assert_eq!(
+            keys(page),
+            vec![b"a/".to_vec(), b"a/b".to_vec()],
+            "{name}: exclusive start + limit"
+        );
+        let last_le = s
+            .scan(
+                Tree::Dentries,
+                (Bound::Unbounded, Bound::Included(b"a/zz")),
+                1,
+                Direction::Reverse,
+            )
+            .unwrap();
+        assert_eq!(
+            keys(last_le),
+            vec![b"a/b".to_vec()],
+            "{name}: seek to last key <= x"
+        );
+        let r = metastore::prefix_range(b"a/");
+        let pre = s
+            .scan(
+                Tree::Dentries,
+                metastore::as_ref_range(&r),
+                10,
+                Direction::Forward,
+            )
+            .unwrap();
+        assert_eq!(
+            keys(pre),
+            vec![b"a/".to_vec(), b"a/b".to_vec()],
+            "{name}: prefix"
+        );
+        let inverted = s
+            .scan(
+                Tree::Dentries,
+                (Bound::Included(b"b"), Bound::Excluded(b"a")),
+                10,
+                Direction::Forward,
+            )
+            .unwrap();
+        assert!(inverted.is_empty(), "{name}: inverted range is empty");
+    }
+}
+
+#[test]
+fn ids_are_unique() {
+    for (name, s, _d) in engines() {
+        let mut ids: Vec<u64> = (0..1000).map(|_| s.next_id().unwrap()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 1000, "{name}");
+    }
+}
+
+#[test]
+fn concurrent_increments_are_serializable() {
+    for (name, s, _d) in engines() {
+        put(&*s, Tree::Sys, b"n", &0u64.to_be_bytes());
+        std::thread::scope(|sc| {
+            for _ in 0..4 {
+                let s = &s;
+                sc.spawn(move || {
+                    for _ in 0..50 {
+                        s.transact(&mut |tx| {
+                            let v = tx.get(Tree::Sys, b"n").map_err(|_| Abort)?.unwrap();
+                            let n = u64::from_be_bytes(v.try_into().unwrap()) + 1;
+                            tx.put(Tree::Sys, b"n", &n.to_be_bytes()).map_err(|_| Abort)
+                        })
+                        .unwrap();
+                    }
+                });
+            }
+        });
+        let v = s.get(Tree::Sys, b"n").unwrap().unwrap();
+        assert_eq!(u64::from_be_bytes(v.try_into().unwrap()), 200, "{name}");
+    }
+}
+
+#[test]
+fn sled_synced_commits_and_ids_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SledConfig::new(dir.path().join("meta"));
+    let max_id;
+    {
+        let s = SledStore::open(&cfg).unwrap();
+        for i in 0u32..100 {
+            put(&s, Tree::Extents, &i.to_be_bytes(), b"v");
+        }
+        max_id = (0..10).map(|_| s.next_id().unwrap()).max().unwrap();
+        s.sync().unwrap();
+    }
+    let s = SledStore::open(&cfg).unwrap();
+    let all = s
+        .scan(
+            Tree::Extents,
+            (Bound::Unbounded, Bound::Unbounded),
+            1000,
+            Direction::Forward,
+        )
+        .unwrap();
+    assert_eq!(all.len(), 100);
+    assert!(
+        s.next_id().unwrap() > max_id,
+        "ids are never reused across reopen"
+    );
+}
