@@ -75,13 +75,8 @@ pub trait MetaStore: Send + Sync {
     ///
     /// Scans are weakly consistent: a transaction may commit between two
     /// scans, and (with sled) between two steps of one scan.
-    fn scan(
-        &self,
-        tree: Tree,
-        range: (Bound<&[u8]>, Bound<&[u8]>),
-        limit: usize,
-        dir: Direction,
-    ) -> Result<Vec<Entry>>;
+    fn scan(&self, tree: Tree, range: (Bound<&[u8]>, Bound<&[u8]>), limit: usize, dir: Direction)
+        -> Result<Vec<Entry>>;
 
     /// Runs `body` as one atomic, serializable transaction over all trees.
     ///
@@ -104,10 +99,7 @@ pub trait MetaStore: Send + Sync {
 
 /// Owned bound helper: scans take borrowed bounds; this makes them from slices.
 pub fn prefix_range(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    (
-        Bound::Included(prefix.to_vec()),
-        prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded),
-    )
+    (Bound::Included(prefix.to_vec()), prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded))
 }
 
 /// The smallest key greater than every key that starts with `prefix`, or

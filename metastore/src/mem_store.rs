@@ -19,10 +19,7 @@ pub struct MemStore {
 
 impl Default for MemStore {
     fn default() -> Self {
-        MemStore {
-            trees: Mutex::new(vec![Map::new(); Tree::ALL.len()]),
-            next_id: AtomicU64::new(0),
-        }
+        MemStore { trees: Mutex::new(vec![Map::new(); Tree::ALL.len()]), next_id: AtomicU64::new(0) }
     }
 }
 
@@ -48,8 +45,7 @@ impl Txn for MemTxn<'_> {
         Ok(self.base[tree.index()].get(key).cloned())
     }
     fn put(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<()> {
-        self.overlay
-            .insert((tree.index(), key.to_vec()), Some(value.to_vec()));
+        self.overlay.insert((tree.index(), key.to_vec()), Some(value.to_vec()));
         Ok(())
     }
     fn del(&mut self, tree: Tree, key: &[u8]) -> Result<()> {
@@ -60,11 +56,7 @@ impl Txn for MemTxn<'_> {
 
 impl MetaStore for MemStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(
-            self.trees.lock().unwrap_or_else(|p| p.into_inner())[tree.index()]
-                .get(key)
-                .cloned(),
-        )
+        Ok(self.trees.lock().unwrap_or_else(|p| p.into_inner())[tree.index()].get(key).cloned())
     }
 
     fn scan(
@@ -88,10 +80,7 @@ impl MetaStore for MemStore {
 
     fn transact(&self, body: &mut TxnBody<'_>) -> Result<()> {
         let mut trees = self.trees.lock().unwrap_or_else(|p| p.into_inner());
-        let mut txn = MemTxn {
-            base: &trees,
-            overlay: BTreeMap::new(),
-        };
+        let mut txn = MemTxn { base: &trees, overlay: BTreeMap::new() };
         match body(&mut txn) {
             Err(Abort) => Err(MetaError::Aborted),
             Ok(()) => {

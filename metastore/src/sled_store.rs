@@ -41,11 +41,7 @@ pub struct SledConfig {
 impl SledConfig {
     /// Defaults sized for a storage node: 256 MiB cache, 1 s background flush.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        SledConfig {
-            path: path.into(),
-            cache_capacity_bytes: 256 << 20,
-            flush_every_ms: 1000,
-        }
+        SledConfig { path: path.into(), cache_capacity_bytes: 256 << 20, flush_every_ms: 1000 }
     }
 }
 
@@ -78,10 +74,7 @@ impl SledStore {
             .use_compression(false)
             .open()
             .map_err(engine)?;
-        let trees = Tree::ALL
-            .iter()
-            .map(|t| db.open_tree(t.name()).map_err(engine))
-            .collect::<Result<Vec<_>>>()?;
+        let trees = Tree::ALL.iter().map(|t| db.open_tree(t.name()).map_err(engine)).collect::<Result<Vec<_>>>()?;
         let log_file = File::open(cfg.path.join("db"))?;
         // The directory entries of sled's files must themselves be durable.
         File::open(&cfg.path)?.sync_all()?;
@@ -157,11 +150,7 @@ impl Txn for SledTxn<'_> {
 impl MetaStore for SledStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check_poison()?;
-        Ok(self
-            .tree(tree)
-            .get(key)
-            .map_err(engine)?
-            .map(|v| v.to_vec()))
+        Ok(self.tree(tree).get(key).map_err(engine)?.map(|v| v.to_vec()))
     }
 
     fn scan(
@@ -207,10 +196,7 @@ impl MetaStore for SledStore {
         let body = RefCell::new(body);
         let trees: &[sled::Tree] = &self.trees;
         let res = trees.transaction(|view: &Vec<TransactionalTree>| {
-            let mut txn = SledTxn {
-                trees: view,
-                interrupted: None,
-            };
+            let mut txn = SledTxn { trees: view, interrupted: None };
             let outcome = (body.borrow_mut())(&mut txn);
             if let Some(e) = txn.interrupted.take() {
                 return Err(ConflictableTransactionError::from(e));
@@ -238,11 +224,7 @@ impl MetaStore for SledStore {
         // Every ticket issued so far belongs to a caller whose commits
         // happened before it asked; this flush covers all of them.
         let covered = self.sync_requested.load(Ordering::Acquire);
-        let flushed = self
-            .db
-            .flush()
-            .map_err(engine)
-            .and_then(|_| self.log_file.sync_all().map_err(MetaError::from));
+        let flushed = self.db.flush().map_err(engine).and_then(|_| self.log_file.sync_all().map_err(MetaError::from));
         if let Err(e) = flushed {
             self.poisoned.store(true, Ordering::Release);
             tracing::error!(error = %e, "metadata barrier failed; store poisoned");

@@ -8,10 +8,7 @@ use metastore::{Abort, Direction, MemStore, MetaError, MetaStore, SledConfig, Sl
 fn engines() -> Vec<(&'static str, Arc<dyn MetaStore>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let sled = SledStore::open(&SledConfig::new(dir.path().join("meta"))).unwrap();
-    vec![
-        ("mem", Arc::new(MemStore::new()), None),
-        ("sled", Arc::new(sled), Some(dir)),
-    ]
+    vec![("mem", Arc::new(MemStore::new()), None), ("sled", Arc::new(sled), Some(dir))]
 }
 
 fn put(s: &dyn MetaStore, t: Tree, k: &[u8], v: &[u8]) {
@@ -27,15 +24,10 @@ fn get_put_delete_round_trip() {
     for (name, s, _d) in engines() {
         assert_eq!(s.get(Tree::Inodes, b"k").unwrap(), None, "{name}");
         put(&*s, Tree::Inodes, b"k", b"v1");
-        assert_eq!(
-            s.get(Tree::Inodes, b"k").unwrap().as_deref(),
-            Some(&b"v1"[..]),
-            "{name}"
-        );
+        assert_eq!(s.get(Tree::Inodes, b"k").unwrap().as_deref(), Some(&b"v1"[..]), "{name}");
         // trees are separate keyspaces
         assert_eq!(s.get(Tree::Dentries, b"k").unwrap(), None, "{name}");
-        s.transact(&mut |tx| tx.del(Tree::Inodes, b"k").map_err(|_| Abort))
-            .unwrap();
+        s.transact(&mut |tx| tx.del(Tree::Inodes, b"k").map_err(|_| Abort)).unwrap();
         assert_eq!(s.get(Tree::Inodes, b"k").unwrap(), None, "{name}");
     }
 }
@@ -61,8 +53,7 @@ fn transaction_reads_its_own_writes_across_trees() {
         let mut seen = Vec::new();
         s.transact(&mut |tx| {
             let c = tx.get(Tree::Sys, b"counter").map_err(|_| Abort)?.unwrap();
-            tx.put(Tree::Sys, b"counter", &[c[0] + 1])
-                .map_err(|_| Abort)?;
+            tx.put(Tree::Sys, b"counter", &[c[0] + 1]).map_err(|_| Abort)?;
             tx.put(Tree::Orphans, b"x", b"y").map_err(|_| Abort)?;
             seen = vec![tx.get(Tree::Sys, b"counter").map_err(|_| Abort)?.unwrap()[0]];
             tx.del(Tree::Orphans, b"x").map_err(|_| Abort)?;
@@ -71,11 +62,7 @@ fn transaction_reads_its_own_writes_across_trees() {
         })
         .unwrap();
         assert_eq!(seen, vec![2], "{name}");
-        assert_eq!(
-            s.get(Tree::Sys, b"counter").unwrap(),
-            Some(vec![2]),
-            "{name}"
-        );
+        assert_eq!(s.get(Tree::Sys, b"counter").unwrap(), Some(vec![2]), "{name}");
     }
 }
 
@@ -86,74 +73,22 @@ fn scans_are_ordered_bounded_and_reversible() {
             put(&*s, Tree::Dentries, k, k);
         }
         let keys = |r: Vec<(Vec<u8>, Vec<u8>)>| r.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
-        let all = s
-            .scan(
-                Tree::Dentries,
-                (Bound::Unbounded, Bound::Unbounded),
-                100,
-                Direction::Forward,
-            )
-            .unwrap();
+        let all = s.scan(Tree::Dentries, (Bound::Unbounded, Bound::Unbounded), 100, Direction::Forward).unwrap();
         assert_eq!(
             keys(all),
-            vec![
-                b"a-c".to_vec(),
-                b"a.d".to_vec(),
-                b"a/".to_vec(),
-                b"a/b".to_vec(),
-                b"a0".to_vec(),
-                b"b".to_vec()
-            ],
+            vec![b"a-c".to_vec(), b"a.d".to_vec(), b"a/".to_vec(), b"a/b".to_vec(), b"a0".to_vec(), b"b".to_vec()],
             "{name}: raw byte order"
         );
-        let page = s
-            .scan(
-                Tree::Dentries,
-                (Bound::Excluded(b"a.d"), Bound::Unbounded),
-                2,
-                Direction::Forward,
-            )
-            .unwrap();
-        assert_eq!(
-            keys(page),
-            vec![b"a/".to_vec(), b"a/b".to_vec()],
-            "{name}: exclusive start + limit"
-        );
-        let last_le = s
-            .scan(
-                Tree::Dentries,
-                (Bound::Unbounded, Bound::Included(b"a/zz")),
-                1,
-                Direction::Reverse,
-            )
-            .unwrap();
-        assert_eq!(
-            keys(last_le),
-            vec![b"a/b".to_vec()],
-            "{name}: seek to last key <= x"
-        );
+        let page = s.scan(Tree::Dentries, (Bound::Excluded(b"a.d"), Bound::Unbounded), 2, Direction::Forward).unwrap();
+        assert_eq!(keys(page), vec![b"a/".to_vec(), b"a/b".to_vec()], "{name}: exclusive start + limit");
+        let last_le =
+            s.scan(Tree::Dentries, (Bound::Unbounded, Bound::Included(b"a/zz")), 1, Direction::Reverse).unwrap();
+        assert_eq!(keys(last_le), vec![b"a/b".to_vec()], "{name}: seek to last key <= x");
         let r = metastore::prefix_range(b"a/");
-        let pre = s
-            .scan(
-                Tree::Dentries,
-                metastore::as_ref_range(&r),
-                10,
-                Direction::Forward,
-            )
-            .unwrap();
-        assert_eq!(
-            keys(pre),
-            vec![b"a/".to_vec(), b"a/b".to_vec()],
-            "{name}: prefix"
-        );
-        let inverted = s
-            .scan(
-                Tree::Dentries,
-                (Bound::Included(b"b"), Bound::Excluded(b"a")),
-                10,
-                Direction::Forward,
-            )
-            .unwrap();
+        let pre = s.scan(Tree::Dentries, metastore::as_ref_range(&r), 10, Direction::Forward).unwrap();
+        assert_eq!(keys(pre), vec![b"a/".to_vec(), b"a/b".to_vec()], "{name}: prefix");
+        let inverted =
+            s.scan(Tree::Dentries, (Bound::Included(b"b"), Bound::Excluded(b"a")), 10, Direction::Forward).unwrap();
         assert!(inverted.is_empty(), "{name}: inverted range is empty");
     }
 }
@@ -206,17 +141,7 @@ fn sled_synced_commits_and_ids_survive_reopen() {
         s.sync().unwrap();
     }
     let s = SledStore::open(&cfg).unwrap();
-    let all = s
-        .scan(
-            Tree::Extents,
-            (Bound::Unbounded, Bound::Unbounded),
-            1000,
-            Direction::Forward,
-        )
-        .unwrap();
+    let all = s.scan(Tree::Extents, (Bound::Unbounded, Bound::Unbounded), 1000, Direction::Forward).unwrap();
     assert_eq!(all.len(), 100);
-    assert!(
-        s.next_id().unwrap() > max_id,
-        "ids are never reused across reopen"
-    );
+    assert!(s.next_id().unwrap() > max_id, "ids are never reused across reopen");
 }

@@ -1,0 +1,282 @@
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use crate::format::{blocks_for, crc32c, ChunkHeader, BLOCK_SIZE_BYTES, CHUNK_SIZE_BYTES_MAX, HEADER_SIZE_BYTES};
+use crate::io::WriteFailure;
+use crate::{crc64nvme, ChunkError, ChunkIo, Result};
+
+/// Default chunk size. 8 MiB: the sequential write and read benchmarks
+/// (`cargo run --release -p namespace --example bench -- chunk-sizes`) level off
+/// at 4-8 MiB, and 8 MiB keeps a 5 GiB object at 640 extents.
+pub const DEFAULT_CHUNK_SIZE_BYTES: usize = 8 << 20;
+/// Number of shard directories under `chunks/`.
+const SHARDS: u64 = 256;
+
+/// Settings of a [`ChunkStore`].
+#[derive(Clone, Debug)]
+pub struct ChunkStoreConfig {
+    /// The data directory (on the NVMe); chunks go to `dir/chunks/xx/`.
+    pub dir: PathBuf,
+    /// Largest chunk written; files are split into chunks of this size.
+    pub chunk_size_bytes: usize,
+}
+
+impl ChunkStoreConfig {
+    /// Default settings under `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ChunkStoreConfig { dir: dir.into(), chunk_size_bytes: DEFAULT_CHUNK_SIZE_BYTES }
+    }
+}
+
+/// What a written chunk holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkInfo {
+    /// Chunk id.
+    pub id: u64,
+    /// Data length.
+    pub len: u64,
+    /// CRC64/NVME of the data.
+    pub crc64: u64,
+}
+
+/// A file found under `chunks/` by [`ChunkStore::list`].
+#[derive(Clone, Debug)]
+pub struct StoredChunk {
+    /// Chunk id, or `None` for a stray file whose name is not a chunk id.
+    pub id: Option<u64>,
+    /// The file.
+    pub path: PathBuf,
+    /// Last modification time (the write time of a chunk).
+    pub modified: SystemTime,
+    /// Bytes on disk.
+    pub size_bytes: u64,
+}
+
+/// Immutable, checksummed chunk files in a data directory.
+pub struct ChunkStore {
+    root: PathBuf,
+    io: Arc<dyn ChunkIo>,
+    chunk_size_bytes: usize,
+    /// Shard directories that gained entries since the last barrier.
+    dirty_shards: Mutex<BTreeSet<u64>>,
+    /// Serializes barriers: a caller that finds its shard already taken by a
+    /// running barrier waits here until that barrier's fsyncs are done.
+    barrier_lock: Mutex<()>,
+    poisoned: AtomicBool,
+}
+
+impl ChunkStore {
+    /// Opens (creating if needed) the store under `cfg.dir`.
+    pub fn open(cfg: &ChunkStoreConfig, io: Arc<dyn ChunkIo>) -> Result<Self> {
+        if cfg.chunk_size_bytes == 0 || cfg.chunk_size_bytes > CHUNK_SIZE_BYTES_MAX {
+            return Err(ChunkError::Invalid(format!(
+                "chunk size {} outside 1..={CHUNK_SIZE_BYTES_MAX}",
+                cfg.chunk_size_bytes
+            )));
+        }
+        let root = cfg.dir.join("chunks");
+        let mut created = false;
+        for shard in 0..SHARDS {
+            let d = root.join(format!("{shard:02x}"));
+            if !d.is_dir() {
+                std::fs::create_dir_all(&d)?;
+                created = true;
+            }
+        }
+        if created {
+            io.sync_dir(&root)?;
+            io.sync_dir(&cfg.dir)?;
+        }
+        Ok(ChunkStore {
+            root,
+            io,
+            chunk_size_bytes: cfg.chunk_size_bytes,
+            dirty_shards: Mutex::new(BTreeSet::new()),
+            barrier_lock: Mutex::new(()),
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    /// The configured chunk size.
+    pub fn chunk_size_bytes(&self) -> usize {
+        self.chunk_size_bytes
+    }
+
+    /// The directory holding the shard directories.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn shard(id: u64) -> u64 {
+        // Consecutive ids share a shard, so one large write dirties few
+        // directories and the barrier fsyncs few of them.
+        (id >> 8) % SHARDS
+    }
+
+    /// Path of chunk `id`.
+    pub fn path_of(&self, id: u64) -> PathBuf {
+        self.root.join(format!("{:02x}", Self::shard(id))).join(format!("{id:016x}"))
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(ChunkError::Poisoned);
+        }
+        Ok(())
+    }
+
+    fn poison(&self, e: std::io::Error) -> ChunkError {
+        self.poisoned.store(true, Ordering::Release);
+        tracing::error!(error = %e, "chunk store fsync failed; store poisoned");
+        ChunkError::Io(e)
+    }
+
+    /// Writes chunk `id` holding `data` and makes its bytes durable. Its
+    /// directory entry is durable only after the next [`ChunkStore::barrier`].
+    ///
+    /// `id` must never have been used: the file is created exclusively.
+    pub fn write_chunk(&self, id: u64, data: &[u8]) -> Result<ChunkInfo> {
+        self.check_poison()?;
+        if data.len() > self.chunk_size_bytes {
+            return Err(ChunkError::Invalid(format!("{} bytes exceed the chunk size", data.len())));
+        }
+        let len = data.len() as u64;
+        let mut table = Vec::with_capacity(blocks_for(len) as usize * 4);
+        for block in data.chunks(BLOCK_SIZE_BYTES) {
+            table.extend_from_slice(&crc32c(block).to_le_bytes());
+        }
+        let crc64 = crc64nvme(data);
+        let header = ChunkHeader { id, len, crc64, blocks: blocks_for(len) as u32 }.encode();
+        let path = self.path_of(id);
+        match self.io.write_new_synced(&path, &[&header, &table, data]) {
+            Ok(()) => {}
+            Err(WriteFailure::Write(e)) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(ChunkError::AlreadyExists(id));
+            }
+            Err(failure) => {
+                // A partial file is never referenced; remove it now rather
+                // than leave it to the orphan scan.
+                let _ = self.io.remove(&path);
+                return Err(match failure {
+                    WriteFailure::Write(e) => ChunkError::from_write(e),
+                    WriteFailure::Sync(e) => self.poison(e),
+                });
+            }
+        }
+        self.dirty_shards.lock().unwrap_or_else(|p| p.into_inner()).insert(Self::shard(id));
+        Ok(ChunkInfo { id, len, crc64 })
+    }
+
+    /// Makes the directory entries of every chunk written so far durable.
+    /// Call before committing metadata that references new chunks.
+    pub fn barrier(&self) -> Result<()> {
+        self.check_poison()?;
+        let _g = self.barrier_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let shards = std::mem::take(&mut *self.dirty_shards.lock().unwrap_or_else(|p| p.into_inner()));
+        for shard in shards {
+            let dir = self.root.join(format!("{shard:02x}"));
+            self.io.sync_dir(&dir).map_err(|e| self.poison(e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads `buf.len()` bytes of chunk `id` at `offset`, verifying the
+    /// checksum of every block touched.
+    pub fn read(&self, id: u64, offset: u64, buf: &mut [u8]) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let path = self.path_of(id);
+        let first = offset / BLOCK_SIZE_BYTES as u64;
+        let last = (offset + buf.len() as u64 - 1) / BLOCK_SIZE_BYTES as u64;
+        let mut head = vec![0u8; HEADER_SIZE_BYTES + 4 * (last as usize + 1)];
+        let n = self.io.read_at(&path, 0, &mut head).map_err(|e| not_found(id, e))?;
+        let header = ChunkHeader::decode(id, &head[..n])?;
+        let end = offset.checked_add(buf.len() as u64).filter(|&e| e <= header.len).ok_or_else(|| {
+            ChunkError::Invalid(format!("read {}+{} past chunk length {}", offset, buf.len(), header.len))
+        })?;
+        if n < head.len() {
+            return Err(ChunkError::Corrupt { id, why: "checksum table truncated".into() });
+        }
+        let data_start = first * BLOCK_SIZE_BYTES as u64;
+        let data_end = ((last + 1) * BLOCK_SIZE_BYTES as u64).min(header.len);
+        let mut data = vec![0u8; (data_end - data_start) as usize];
+        let got = self.io.read_at(&path, header.data_offset() + data_start, &mut data).map_err(ChunkError::Io)?;
+        if got < data.len() {
+            return Err(ChunkError::Corrupt { id, why: "data truncated".into() });
+        }
+        for (i, block) in data.chunks(BLOCK_SIZE_BYTES).enumerate() {
+            let b = first as usize + i;
+            let o = HEADER_SIZE_BYTES + 4 * b;
+            let want = u32::from_le_bytes(head[o..o + 4].try_into().expect("4 bytes"));
+            if crc32c(block) != want {
+                return Err(ChunkError::Corrupt { id, why: format!("block {b} checksum mismatch") });
+            }
+        }
+        let from = (offset - data_start) as usize;
+        buf.copy_from_slice(&data[from..from + (end - offset) as usize]);
+        Ok(())
+    }
+
+    /// Reads and checks a whole chunk (every block and the CRC64), for fsck.
+    pub fn verify(&self, id: u64) -> Result<ChunkInfo> {
+        let mut head = [0u8; HEADER_SIZE_BYTES];
+        let n = self.io.read_at(&self.path_of(id), 0, &mut head).map_err(|e| not_found(id, e))?;
+        let header = ChunkHeader::decode(id, &head[..n])?;
+        let mut data = vec![0u8; header.len as usize];
+        self.read(id, 0, &mut data)?;
+        if crc64nvme(&data) != header.crc64 {
+            return Err(ChunkError::Corrupt { id, why: "whole-chunk CRC64 mismatch".into() });
+        }
+        Ok(ChunkInfo { id, len: header.len, crc64: header.crc64 })
+    }
+
+    /// Deletes chunk `id`; returns whether it existed. Idempotent.
+    pub fn delete(&self, id: u64) -> Result<bool> {
+        self.remove_path(&self.path_of(id))
+    }
+
+    /// Removes a file found by [`ChunkStore::list`] (a chunk or a stray).
+    pub fn remove_path(&self, path: &Path) -> Result<bool> {
+        match self.io.remove(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(ChunkError::Io(e)),
+        }
+    }
+
+    /// Every file under the shard directories, chunks and strays alike.
+    pub fn list(&self) -> Result<Vec<StoredChunk>> {
+        let mut out = Vec::new();
+        for shard in 0..SHARDS {
+            let dir = self.root.join(format!("{shard:02x}"));
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let meta = match entry.metadata() {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                let name = entry.file_name();
+                let id = name
+                    .to_str()
+                    .filter(|s| s.len() == 16)
+                    .and_then(|s| u64::from_str_radix(s, 16).ok())
+                    .filter(|&id| Self::shard(id) == shard);
+                out.push(StoredChunk { id, path: entry.path(), modified: meta.modified()?, size_bytes: meta.len() });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn not_found(id: u64, e: std::io::Error) -> ChunkError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        ChunkError::NotFound(id)
+    } else {
+        ChunkError::Io(e)
+    }
+}

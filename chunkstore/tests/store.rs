@@ -1,0 +1,136 @@
+//! Chunk store behaviour, including injected faults.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use chunkstore::{ChunkError, ChunkStore, ChunkStoreConfig, FaultyIo, RealIo, BLOCK_SIZE_BYTES};
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+fn store(dir: &std::path::Path, chunk: usize) -> ChunkStore {
+    let mut cfg = ChunkStoreConfig::new(dir);
+    cfg.chunk_size_bytes = chunk;
+    ChunkStore::open(&cfg, Arc::new(RealIo)).unwrap()
+}
+
+#[test]
+fn written_chunks_read_back_at_any_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), 1 << 20);
+    let d = data(3 * BLOCK_SIZE_BYTES + 123, 7);
+    let info = s.write_chunk(42, &d).unwrap();
+    assert_eq!(info.len, d.len() as u64);
+    s.barrier().unwrap();
+    for (off, len) in [(0, d.len()), (0, 1), (65535, 2), (100, 70000), (d.len() - 5, 5), (3 * BLOCK_SIZE_BYTES, 123)] {
+        let mut buf = vec![0u8; len];
+        s.read(42, off as u64, &mut buf).unwrap();
+        assert_eq!(buf, d[off..off + len], "range {off}+{len}");
+    }
+    assert_eq!(s.verify(42).unwrap(), info);
+}
+
+#[test]
+fn empty_chunk_and_reads_past_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), 1 << 20);
+    s.write_chunk(1, b"").unwrap();
+    s.read(1, 0, &mut []).unwrap();
+    s.write_chunk(2, b"abc").unwrap();
+    let mut buf = [0u8; 4];
+    assert!(matches!(s.read(2, 0, &mut buf), Err(ChunkError::Invalid(_))));
+    assert!(matches!(s.read(3, 0, &mut buf), Err(ChunkError::NotFound(3))));
+}
+
+#[test]
+fn ids_cannot_be_reused_and_sizes_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), 4096);
+    s.write_chunk(9, b"x").unwrap();
+    assert!(matches!(s.write_chunk(9, b"y"), Err(ChunkError::AlreadyExists(9))));
+    assert!(matches!(s.write_chunk(10, &[0u8; 4097]), Err(ChunkError::Invalid(_))));
+    let mut b = [0u8; 1];
+    s.read(9, 0, &mut b).unwrap();
+    assert_eq!(&b, b"x", "the original chunk is untouched");
+}
+
+#[test]
+fn corruption_is_an_error_never_wrong_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), 1 << 20);
+    let d = data(200_000, 1);
+    s.write_chunk(5, &d).unwrap();
+    let path = s.path_of(5);
+    let mut raw = std::fs::read(&path).unwrap();
+    let at = raw.len() - 10; // in the last data block
+    raw[at] ^= 0xFF;
+    std::fs::write(&path, &raw).unwrap();
+    let mut whole = vec![0u8; d.len()];
+    assert!(matches!(s.read(5, 0, &mut whole), Err(ChunkError::Corrupt { id: 5, .. })));
+    // blocks not touched by the damage still read correctly
+    let mut first = vec![0u8; 1000];
+    s.read(5, 0, &mut first).unwrap();
+    assert_eq!(first, d[..1000]);
+    assert!(matches!(s.verify(5), Err(ChunkError::Corrupt { .. })));
+    // a truncated file is corrupt too
+    std::fs::write(&path, &raw[..100]).unwrap();
+    assert!(matches!(s.read(5, 0, &mut first), Err(ChunkError::Corrupt { .. })));
+    // a file whose header names another chunk is corrupt
+    s.write_chunk(6, &d).unwrap();
+    std::fs::copy(s.path_of(6), s.path_of(5)).unwrap();
+    assert!(matches!(s.read(5, 0, &mut first), Err(ChunkError::Corrupt { .. })));
+}
+
+#[test]
+fn injected_bit_flips_are_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let io = Arc::new(FaultyIo::new());
+    let s = ChunkStore::open(&ChunkStoreConfig::new(dir.path()), io.clone()).unwrap();
+    s.write_chunk(1, &data(100_000, 3)).unwrap();
+    io.faults.flip_read_bits.store(true, Ordering::Release);
+    let mut buf = vec![0u8; 100_000];
+    assert!(matches!(s.read(1, 0, &mut buf), Err(ChunkError::Corrupt { .. })));
+}
+
+#[test]
+fn a_failed_write_leaves_no_file_and_does_not_poison() {
+    let dir = tempfile::tempdir().unwrap();
+    let io = Arc::new(FaultyIo::new());
+    let s = ChunkStore::open(&ChunkStoreConfig::new(dir.path()), io.clone()).unwrap();
+    io.faults.fail_write_after.store(1, Ordering::Release);
+    assert!(matches!(s.write_chunk(1, b"abc"), Err(ChunkError::Io(_))));
+    assert!(!s.path_of(1).exists(), "partial file removed");
+    io.faults.fail_write_after.store(0, Ordering::Release);
+    s.write_chunk(2, b"abc").unwrap();
+}
+
+#[test]
+fn a_failed_fsync_poisons_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let io = Arc::new(FaultyIo::new());
+    let s = ChunkStore::open(&ChunkStoreConfig::new(dir.path()), io.clone()).unwrap();
+    io.faults.fail_sync_after.store(2, Ordering::Release);
+    s.write_chunk(1, b"ok").unwrap();
+    assert!(matches!(s.barrier(), Err(ChunkError::Io(_))), "directory fsync fails");
+    assert!(matches!(s.write_chunk(2, b"x"), Err(ChunkError::Poisoned)));
+    assert!(matches!(s.barrier(), Err(ChunkError::Poisoned)));
+    // reopening with a healthy device works again
+    let s = ChunkStore::open(&ChunkStoreConfig::new(dir.path()), Arc::new(RealIo)).unwrap();
+    s.write_chunk(3, b"x").unwrap();
+}
+
+#[test]
+fn list_finds_chunks_and_strays() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), 1 << 20);
+    s.write_chunk(0x1234, b"a").unwrap();
+    std::fs::write(s.root().join("00").join("junk.tmp"), b"x").unwrap();
+    let mut found = s.list().unwrap();
+    found.sort_by_key(|c| c.id);
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[0].id, None);
+    assert_eq!(found[1].id, Some(0x1234));
+    assert!(s.delete(0x1234).unwrap());
+    assert!(!s.delete(0x1234).unwrap(), "delete is idempotent");
+}
