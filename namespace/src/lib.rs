@@ -1,1 +1,40 @@
-//! stub
+//! The one namespace both protocol front doors call.
+//!
+//! Inodes with stable, never-reused ids; buckets are the top-level
+//! directories; files are extents over immutable chunks. Every mutating call
+//! is durable when it returns: chunk data is fsync'd, then one metadata
+//! transaction makes the change visible, then a group-commit barrier makes
+//! it durable. Calls are blocking; async callers use `spawn_blocking`.
+//!
+//! Architecture invariant: the extents of an inode change only under that
+//! inode's write stripe lock ([`locks`]), so a range scan taken under the
+//! lock before a transaction is still exact inside it (sled cannot scan in a
+//! transaction).
+
+pub mod access;
+pub mod clock;
+mod data;
+mod dirops;
+mod error;
+mod gc;
+mod keys;
+pub mod limits;
+mod list;
+mod locks;
+mod multipart;
+mod ns;
+mod object;
+pub mod path;
+pub mod record;
+mod tx;
+
+pub use access::Caller;
+pub use clock::{Clock, ManualClock, Nanos, SystemClock};
+pub use dirops::{CreateMode, DirEntry, SetAttr, SetTime};
+pub use error::{NsError, NsResult};
+pub use gc::{GcReport, IntegrityReport};
+pub use list::{ListEntry, ListPage, ListParams};
+pub use multipart::{CompletePart, CompletedUpload, PartInfo, UploadInfo};
+pub use ns::{Namespace, NamespaceConfig, RecoveryReport, ROOT_INO};
+pub use object::{ObjectInfo, ObjectReader, ObjectWriter, PutOptions, WriteCondition};
+pub use record::{Checksum, Inode, Kind, ObjMeta};

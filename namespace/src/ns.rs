@@ -1,0 +1,275 @@
+//! The [`Namespace`] handle: opening, recovery, time, ids.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chunkstore::{ChunkIo, ChunkStore, ChunkStoreConfig, RealIo};
+use metastore::{MetaStore, SledConfig, SledStore, Tree};
+
+use crate::clock::{Clock, Nanos, SystemClock};
+use crate::keys;
+use crate::locks::{ExtentLocks, UploadLocks};
+use crate::record::{Inode, Kind};
+use crate::tx::{self, Tx};
+use crate::{NsError, NsResult};
+
+/// Inode id of the root directory (whose entries are the buckets).
+pub const ROOT_INO: u64 = 1;
+/// Ids below this are reserved; allocated ids start here.
+const FIRST_ALLOCATED_ID: u64 = 16;
+/// Format of the whole data directory, stored in `sys/format`.
+const FORMAT_VERSION: u64 = 1;
+
+/// Settings of a [`Namespace`].
+#[derive(Clone)]
+pub struct NamespaceConfig {
+    /// Data directory: `meta/` (sled) and `chunks/` live here.
+    pub data_dir: PathBuf,
+    /// Chunk size for new data.
+    pub chunk_size_bytes: usize,
+    /// sled page cache.
+    pub meta_cache_bytes: u64,
+    /// How long a chunk dropped from metadata survives before GC deletes it,
+    /// so that readers that pinned the old extents can finish.
+    pub gc_grace: Duration,
+    /// How old an unreferenced chunk file must be before a periodic orphan
+    /// scan deletes it (staging uploads are protected in memory as well).
+    pub orphan_chunk_grace: Duration,
+    /// Mode of files created by S3 PUTs (subject to nothing else).
+    pub default_file_mode: u32,
+    /// Mode of directories created implicitly by S3 PUTs.
+    pub default_dir_mode: u32,
+    /// The I/O layer of the chunk store (tests inject faults here).
+    pub chunk_io: Arc<dyn ChunkIo>,
+    /// The clock (tests use a manual one).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl NamespaceConfig {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        NamespaceConfig {
+            data_dir: data_dir.into(),
+            chunk_size_bytes: chunkstore::DEFAULT_CHUNK_SIZE_BYTES,
+            meta_cache_bytes: 256 << 20,
+            gc_grace: Duration::from_secs(600),
+            orphan_chunk_grace: Duration::from_secs(3600),
+            default_file_mode: 0o644,
+            default_dir_mode: 0o755,
+            chunk_io: Arc::new(RealIo),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// What start-up recovery did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Whether the data directory was new.
+    pub created: bool,
+    /// Boot epoch after this start (the NFS write verifier source).
+    pub boot_epoch: u64,
+    /// Unlinked inodes whose extents were freed.
+    pub orphans_reaped: u64,
+    /// Unreferenced chunk files (and stray temp files) deleted.
+    pub orphan_chunks_deleted: u64,
+    /// Chunks GC deleted because their grace period had passed.
+    pub gc_chunks_deleted: u64,
+}
+
+/// The namespace. Cheap to share: wrap it in an `Arc`.
+pub struct Namespace {
+    pub(crate) meta: Arc<dyn MetaStore>,
+    pub(crate) chunks: Arc<ChunkStore>,
+    pub(crate) cfg: NamespaceConfig,
+    pub(crate) fsid: u64,
+    pub(crate) boot_epoch: u64,
+    last_time: AtomicI64,
+    pub(crate) extent_locks: ExtentLocks,
+    pub(crate) upload_locks: UploadLocks,
+    /// Chunks pinned by open readers: GC leaves them alone.
+    pub(crate) pins: Mutex<HashMap<u64, u32>>,
+    /// Chunks written by writers still staging: the orphan scan skips them.
+    pub(crate) staging: Mutex<HashSet<u64>>,
+    /// Names skipped by S3 listings because they are not valid UTF-8.
+    pub(crate) hidden_names: AtomicU64,
+}
+
+impl Namespace {
+    /// Opens the data directory with the sled engine and the chunk store,
+    /// creating it if needed, and runs recovery.
+    pub fn open(cfg: NamespaceConfig) -> NsResult<(Self, RecoveryReport)> {
+        let mut sled_cfg = SledConfig::new(cfg.data_dir.join("meta"));
+        sled_cfg.cache_capacity_bytes = cfg.meta_cache_bytes;
+        let meta: Arc<dyn MetaStore> = Arc::new(SledStore::open(&sled_cfg)?);
+        let mut ccfg = ChunkStoreConfig::new(&cfg.data_dir);
+        ccfg.chunk_size_bytes = cfg.chunk_size_bytes;
+        let chunks = Arc::new(ChunkStore::open(&ccfg, cfg.chunk_io.clone())?);
+        Self::with_stores(meta, chunks, cfg)
+    }
+
+    /// Opens over given stores (tests use the in-memory metastore).
+    pub fn with_stores(
+        meta: Arc<dyn MetaStore>,
+        chunks: Arc<ChunkStore>,
+        cfg: NamespaceConfig,
+    ) -> NsResult<(Self, RecoveryReport)> {
+        let mut report = RecoveryReport::default();
+        let now = cfg.clock.now_ns();
+        let format = meta.get(Tree::Sys, b"format")?;
+        if format.is_none() {
+            report.created = true;
+            let fsid: u64 = rand::random();
+            tx::run(&*meta, |tx| {
+                tx.put(Tree::Sys, b"format", &FORMAT_VERSION)?;
+                tx.put(Tree::Sys, b"fsid", &fsid)?;
+                tx.put(Tree::Sys, b"boot_epoch", &0u64)?;
+                let mut root = new_inode(ROOT_INO, Kind::Dir, 0o755, 0, 0, now);
+                root.nlink = 2;
+                root.parent = ROOT_INO;
+                tx.put_inode(&root)
+            })?;
+        }
+        let read_u64 = |k: &[u8]| -> NsResult<u64> {
+            let v = meta.get(Tree::Sys, k)?.ok_or_else(|| NsError::Corrupt(format!("sys/{:?} missing", k)))?;
+            crate::record::decode("sys", &v)
+        };
+        let version = read_u64(b"format")?;
+        if version != FORMAT_VERSION {
+            return Err(NsError::Corrupt(format!("data directory format {version} is not {FORMAT_VERSION}")));
+        }
+        let fsid = read_u64(b"fsid")?;
+        // The boot epoch changes on every start and is durable before any
+        // write is answered, so NFS write verifiers never repeat.
+        let boot_epoch = tx::run(&*meta, |tx| {
+            let e: u64 = tx.get(Tree::Sys, b"boot_epoch")?.unwrap_or(0) + 1;
+            tx.put(Tree::Sys, b"boot_epoch", &e)?;
+            Ok(e)
+        })?;
+        meta.sync()?;
+        report.boot_epoch = boot_epoch;
+        let ns = Namespace {
+            meta,
+            chunks,
+            fsid,
+            boot_epoch,
+            last_time: AtomicI64::new(now),
+            extent_locks: ExtentLocks::new(),
+            upload_locks: UploadLocks::new(),
+            pins: Mutex::new(HashMap::new()),
+            staging: Mutex::new(HashSet::new()),
+            hidden_names: AtomicU64::new(0),
+            cfg,
+        };
+        report.orphans_reaped = ns.reap_orphans()?;
+        // Nothing is in flight at start-up, so every unreferenced chunk is
+        // garbage, whatever its age.
+        report.orphan_chunks_deleted = ns.scan_orphan_chunks(Duration::ZERO)?;
+        report.gc_chunks_deleted = ns.run_gc()?.chunks_deleted;
+        tracing::info!(?report, "namespace opened");
+        Ok((ns, report))
+    }
+
+    /// The filesystem id (random, fixed at creation).
+    pub fn fsid(&self) -> u64 {
+        self.fsid
+    }
+
+    /// The boot epoch: increases on every open, durably.
+    pub fn boot_epoch(&self) -> u64 {
+        self.boot_epoch
+    }
+
+    /// The chunk store's chunk size.
+    pub fn chunk_size_bytes(&self) -> usize {
+        self.chunks.chunk_size_bytes()
+    }
+
+    /// Names hidden from S3 listings because they are not valid UTF-8.
+    pub fn hidden_name_count(&self) -> u64 {
+        self.hidden_names.load(Ordering::Relaxed)
+    }
+
+    /// Durability barrier for everything committed so far (NFS COMMIT).
+    pub fn sync(&self) -> NsResult<()> {
+        self.chunks.barrier()?;
+        self.meta.sync()?;
+        Ok(())
+    }
+
+    /// A strictly increasing timestamp: wall time, or one nanosecond after
+    /// the previous stamp if the wall clock has not moved (or went back), so
+    /// every change moves mtime/ctime and client caches notice.
+    pub(crate) fn now(&self) -> Nanos {
+        let wall = self.cfg.clock.now_ns();
+        let mut prev = self.last_time.load(Ordering::Acquire);
+        loop {
+            let next = wall.max(prev + 1);
+            match self.last_time.compare_exchange(prev, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return next,
+                Err(p) => prev = p,
+            }
+        }
+    }
+
+    /// Milliseconds after which a chunk dropped now may be deleted.
+    pub(crate) fn gc_at_ms(&self, now: Nanos) -> u64 {
+        (now.max(0) as u64 / 1_000_000) + self.cfg.gc_grace.as_millis() as u64
+    }
+
+    /// A fresh, never-reused id (inodes and chunks share the sequence).
+    pub(crate) fn alloc_id(&self) -> NsResult<u64> {
+        Ok(self.meta.next_id()? + FIRST_ALLOCATED_ID)
+    }
+
+    /// Runs a metadata transaction.
+    pub(crate) fn txn<T>(&self, body: impl FnMut(&mut Tx<'_>) -> NsResult<T>) -> NsResult<T> {
+        tx::run(&*self.meta, body)
+    }
+
+    /// Commits are made durable by this barrier before any reply.
+    pub(crate) fn commit_barrier(&self) -> NsResult<()> {
+        Ok(self.meta.sync()?)
+    }
+
+    /// Reads an inode outside a transaction.
+    pub fn getattr(&self, ino: u64) -> NsResult<Inode> {
+        let v = self.meta.get(Tree::Inodes, &keys::id(ino))?.ok_or(NsError::Stale)?;
+        let inode: Inode = crate::record::decode("inode", &v)?;
+        if inode.ino != ino {
+            return Err(NsError::Corrupt(format!("inode record {ino} names {}", inode.ino)));
+        }
+        if inode.has(crate::record::FLAG_STAGING) || (inode.nlink == 0 && inode.kind != Kind::Dir) {
+            return Err(NsError::Stale);
+        }
+        Ok(inode)
+    }
+}
+
+/// A fresh inode record.
+pub(crate) fn new_inode(ino: u64, kind: Kind, mode: u32, uid: u32, gid: u32, now: Nanos) -> Inode {
+    Inode {
+        ino,
+        kind,
+        mode: mode & 0o7777,
+        uid,
+        gid,
+        nlink: if kind == Kind::Dir { 2 } else { 1 },
+        size: 0,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        generation: rand::random(),
+        parent: 0,
+        entries: 0,
+        // Cookies 1 and 2 stand for '.' and '..' in NFS listings.
+        next_cookie: 3,
+        content_gen: 1,
+        flags: 0,
+        target: Vec::new(),
+        verifier: None,
+    }
+}
