@@ -9,9 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// File operations used by [`crate::ChunkStore`].
 pub trait ChunkIo: Send + Sync {
-    /// Creates `path` exclusively, writes `parts` in order and `fdatasync`s
-    /// the file. On error the file may exist partially.
-    fn write_new_synced(&self, path: &Path, parts: &[&[u8]]) -> Result<(), WriteFailure>;
+    /// Creates `path` exclusively, writes `parts` in order and starts
+    /// writeback of the file (it is not durable until [`ChunkIo::sync_file`]).
+    /// On error the file may exist partially.
+    fn write_new(&self, path: &Path, parts: &[&[u8]]) -> Result<(), WriteFailure>;
+    /// `fdatasync`s a file written by [`ChunkIo::write_new`].
+    fn sync_file(&self, path: &Path) -> io::Result<()>;
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read
     /// (fewer only at end of file).
     fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
@@ -19,17 +22,18 @@ pub trait ChunkIo: Send + Sync {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Removes a file.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Hints that the whole file will be read soon (asynchronous readahead).
+    fn prefetch(&self, _path: &Path) {}
 }
 
-/// Which step of [`ChunkIo::write_new_synced`] failed. A failed fsync is
-/// different in kind: the page cache may have dropped the data, so the store
-/// must not be trusted again until reopened.
+/// Reads at least this large tell the kernel to read the range ahead.
+const READAHEAD_HINT_BYTES_MIN: usize = 1 << 20;
+
+/// Why [`ChunkIo::write_new`] failed.
 #[derive(Debug)]
 pub enum WriteFailure {
     /// Creating or writing the file failed.
     Write(io::Error),
-    /// `fdatasync` failed.
-    Sync(io::Error),
 }
 
 /// The real thing: std::fs on the data directory.
@@ -37,16 +41,32 @@ pub enum WriteFailure {
 pub struct RealIo;
 
 impl ChunkIo for RealIo {
-    fn write_new_synced(&self, path: &Path, parts: &[&[u8]]) -> Result<(), WriteFailure> {
+    fn write_new(&self, path: &Path, parts: &[&[u8]]) -> Result<(), WriteFailure> {
         let mut f = OpenOptions::new().write(true).create_new(true).open(path).map_err(WriteFailure::Write)?;
         for p in parts {
             f.write_all(p).map_err(WriteFailure::Write)?;
         }
-        f.sync_data().map_err(WriteFailure::Sync)
+        Ok(())
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        // fsync is per inode: a new descriptor flushes the pages written
+        // through the old one.
+        File::open(path)?.sync_data()
     }
 
     fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let f = File::open(path)?;
+        if buf.len() >= READAHEAD_HINT_BYTES_MIN {
+            // A fresh file starts with a small readahead window; ask for the
+            // whole range at once so the device sees one deep request queue.
+            let _ = nix::fcntl::posix_fadvise(
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                offset as i64,
+                buf.len() as i64,
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+            );
+        }
         let mut done = 0;
         while done < buf.len() {
             match f.read_at(&mut buf[done..], offset + done as u64) {
@@ -65,6 +85,13 @@ impl ChunkIo for RealIo {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+
+    fn prefetch(&self, path: &Path) {
+        if let Ok(f) = File::open(path) {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+            let _ = nix::fcntl::posix_fadvise(fd, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED);
+        }
     }
 }
 
@@ -114,17 +141,20 @@ fn injected(what: &str) -> io::Error {
 }
 
 impl ChunkIo for FaultyIo {
-    fn write_new_synced(&self, path: &Path, parts: &[&[u8]]) -> Result<(), WriteFailure> {
+    fn write_new(&self, path: &Path, parts: &[&[u8]]) -> Result<(), WriteFailure> {
         if trips(&self.faults.fail_write_after) {
             // Leave a partial file behind, as a real failed write may.
             let _ = std::fs::write(path, parts.first().copied().unwrap_or(&[]));
             return Err(WriteFailure::Write(injected("write")));
         }
+        self.inner.write_new(path, parts)
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
         if trips(&self.faults.fail_sync_after) {
-            self.inner.write_new_synced(path, parts)?;
-            return Err(WriteFailure::Sync(injected("fdatasync")));
+            return Err(injected("fdatasync"));
         }
-        self.inner.write_new_synced(path, parts)
+        self.inner.sync_file(path)
     }
 
     fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<usize> {

@@ -4,9 +4,10 @@
 //! Write protocol (the caller's part is in the namespace):
 //! 1. the caller allocates a chunk id that has never been used;
 //! 2. [`ChunkStore::write_chunk`] creates the file exclusively, writes header,
-//!    block checksums and data, and `fdatasync`s it;
-//! 3. [`ChunkStore::barrier`] fsyncs every shard directory that gained a file,
-//!    so the directory entries are durable too;
+//!    block checksums and data, and starts writeback;
+//! 3. [`ChunkStore::barrier`] `fdatasync`s every chunk written since the last
+//!    barrier, then fsyncs every shard directory that gained a file, so the
+//!    bytes and the directory entries are durable;
 //! 4. only then may the caller commit metadata that references the chunk.
 //!
 //! A crash anywhere before step 4 leaves an unreferenced chunk, which the

@@ -18,7 +18,7 @@ use metastore::{Direction, Tree};
 
 use crate::limits::{COMPLETED_UPLOAD_RETENTION_NS, REAP_BATCH_EXTENTS};
 use crate::ns::ROOT_INO;
-use crate::record::{ChunkRef, Dentry, Extent, Inode, Kind, Upload, UploadState, FLAG_STAGING};
+use crate::record::{ChunkRef, Dentry, Extent, Inode, Kind, Upload, UploadState, FLAG_HAS_OBJMETA, FLAG_STAGING};
 use crate::{keys, Namespace, NsError, NsResult};
 
 /// Rows fetched per scan step.
@@ -210,6 +210,17 @@ impl Namespace {
             Ok(())
         })?;
         r.inodes = inodes.len() as u64;
+        scan_all(self, Tree::ObjMeta, |k, _| {
+            let ino = u64::from_be_bytes(k.try_into().map_err(|_| NsError::Corrupt("objmeta key".into()))?);
+            match inodes.get(&ino) {
+                Some(n) if !n.has(FLAG_HAS_OBJMETA) => {
+                    r.problems.push(format!("inode {ino} has object metadata but not the flag"))
+                }
+                None => r.problems.push(format!("object metadata of missing inode {ino}")),
+                Some(_) => {}
+            }
+            Ok(())
+        })?;
         let mut entries: HashMap<u64, u64> = HashMap::new();
         let mut subdirs: HashMap<u64, u32> = HashMap::new();
         let mut links: HashMap<u64, u32> = HashMap::new();

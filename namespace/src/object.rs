@@ -13,10 +13,12 @@ use crate::dirops::remove_empty_dir;
 use crate::limits::{OBJECT_METADATA_BYTES_MAX, READER_EXTENTS_PINNED_MAX, USER_METADATA_BYTES_MAX};
 use crate::ns::new_inode;
 use crate::path::parse_key;
-use crate::record::{self, Dentry, Extent, Inode, Kind, ObjMeta, FLAG_AUTO_CREATED, FLAG_S3_MARKER};
+use crate::record::{self, Dentry, Extent, Inode, Kind, ObjMeta, FLAG_AUTO_CREATED, FLAG_HAS_OBJMETA, FLAG_S3_MARKER};
 use crate::tx::Tx;
 use crate::{keys, Namespace, NsError, NsResult};
 
+/// Chunks a sequential object reader asks the kernel to fetch ahead.
+const READ_AHEAD_CHUNKS: usize = 2;
 /// Symlinks followed when S3 resolves a key.
 const SYMLINK_HOPS_MAX: usize = 8;
 
@@ -313,7 +315,7 @@ impl Namespace {
                     }
                     let last = chain.last_mut().expect("non-empty");
                     check_condition(self.fsid, tx, None, &p.condition)?;
-                    last.dir.flags |= FLAG_S3_MARKER;
+                    last.dir.flags |= FLAG_S3_MARKER | FLAG_HAS_OBJMETA;
                     last.dir.flags &= !FLAG_AUTO_CREATED;
                     last.dir.ctime = now;
                     last.dirty = true;
@@ -356,6 +358,7 @@ impl Namespace {
                 }
             };
             f.size = p.size;
+            f.flags |= FLAG_HAS_OBJMETA;
             for (off, e) in p.extents {
                 tx.put(Tree::Extents, &keys::pair(ino, *off), e)?;
                 if p.refs == RefMode::New {
@@ -439,7 +442,9 @@ impl Namespace {
 
     /// Metadata and ETag of an inode as S3 presents them.
     pub fn object_info(&self, inode: Inode) -> NsResult<ObjectInfo> {
-        let meta: Option<ObjMeta> = match self.meta.get(Tree::ObjMeta, &keys::id(inode.ino))? {
+        let stored =
+            if inode.has(FLAG_HAS_OBJMETA) { self.meta.get(Tree::ObjMeta, &keys::id(inode.ino))? } else { None };
+        let meta: Option<ObjMeta> = match stored {
             Some(v) => Some(record::decode("objmeta", &v)?),
             None => None,
         };
@@ -537,7 +542,7 @@ impl Namespace {
                     if !last.dir.has(FLAG_S3_MARKER) && last.dir.entries > 0 {
                         return Ok(false);
                     }
-                    last.dir.flags &= !FLAG_S3_MARKER;
+                    last.dir.flags &= !(FLAG_S3_MARKER | FLAG_HAS_OBJMETA);
                     last.dir.flags |= if last.dir.entries == 0 { FLAG_AUTO_CREATED } else { 0 };
                     last.dirty = true;
                     tx.del(Tree::ObjMeta, &keys::id(last.dir.ino))?;
@@ -638,6 +643,11 @@ impl ObjectReader {
                 let first = ext.partition_point(|(off, e)| off + e.len as u64 <= offset);
                 let end = offset + n as u64;
                 let last = ext.partition_point(|(off, _)| *off < end);
+                // Sequential readers: start fetching the chunk after this
+                // range while this one is read and sent.
+                for (_, next) in ext.iter().skip(last).take(READ_AHEAD_CHUNKS) {
+                    self.ns.chunks.prefetch(next.chunk);
+                }
                 self.ns.fill_from_extents(&ext[first..last], offset, buf)?;
             }
             None => {

@@ -47,6 +47,9 @@ pub const FLAG_AUTO_CREATED: u8 = 1;
 pub const FLAG_S3_MARKER: u8 = 2;
 /// Inode flag: a hidden inode holding a multipart part's extents.
 pub const FLAG_STAGING: u8 = 4;
+/// Inode flag: an `objmeta` record exists, so listings and HEAD read it;
+/// without the flag they skip that point read (files NFS made).
+pub const FLAG_HAS_OBJMETA: u8 = 8;
 
 /// An inode: the attributes of a file, directory or symlink.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -52,7 +52,12 @@ fn ops(seed: u64) -> impl Iterator<Item = Op> {
         let op = match rng.gen_range(0..100) {
             0..=34 => Op::Put { key: key(&mut rng), len: rng.gen_range(0..300_000), seed: rng.gen() },
             35..=49 => Op::Delete { key: key(&mut rng) },
-            50..=69 => Op::Write { key: key(&mut rng), off: rng.gen_range(0..250_000), len: rng.gen_range(1..100_000), seed: rng.gen() },
+            50..=69 => Op::Write {
+                key: key(&mut rng),
+                off: rng.gen_range(0..250_000),
+                len: rng.gen_range(1..100_000),
+                seed: rng.gen(),
+            },
             70..=79 => Op::Truncate { key: key(&mut rng), size: rng.gen_range(0..200_000) },
             80..=94 => Op::Rename { from: key(&mut rng), to: key(&mut rng) },
             _ => Op::Gc,

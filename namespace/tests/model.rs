@@ -108,7 +108,11 @@ impl Model {
                 if !self.is_dir(dir) || self.nodes.contains_key(&p) {
                     return false;
                 }
-                let node = if matches!(op, Op::Create(..)) { MNode::File(self.new_file(vec![])) } else { MNode::Dir { auto: false } };
+                let node = if matches!(op, Op::Create(..)) {
+                    MNode::File(self.new_file(vec![]))
+                } else {
+                    MNode::Dir { auto: false }
+                };
                 self.nodes.insert(p, node);
                 self.adopt(dir);
                 true
@@ -140,7 +144,10 @@ impl Model {
             }
             Op::Rmdir(d, n) => {
                 let p = join(DIRS[d], NAMES[n]);
-                if !self.is_dir(DIRS[d]) || !matches!(self.nodes.get(&p), Some(MNode::Dir { .. })) || !self.children(&p).is_empty() {
+                if !self.is_dir(DIRS[d])
+                    || !matches!(self.nodes.get(&p), Some(MNode::Dir { .. }))
+                    || !self.children(&p).is_empty()
+                {
                     return false;
                 }
                 self.nodes.remove(&p);
@@ -167,7 +174,9 @@ impl Model {
                     return false;
                 }
                 match (&src, &dst) {
-                    (MNode::Dir { .. }, Some(MNode::File(_))) | (MNode::File(_), Some(MNode::Dir { .. })) => return false,
+                    (MNode::Dir { .. }, Some(MNode::File(_))) | (MNode::File(_), Some(MNode::Dir { .. })) => {
+                        return false
+                    }
                     (MNode::Dir { .. }, Some(MNode::Dir { .. })) if !self.children(&dp).is_empty() => return false,
                     _ => {}
                 }
@@ -230,7 +239,10 @@ impl Model {
                 }
                 self.nodes.remove(&p);
                 let mut dir = DIRS[d].to_string();
-                while !dir.is_empty() && self.nodes.get(&dir) == Some(&MNode::Dir { auto: true }) && self.children(&dir).is_empty() {
+                while !dir.is_empty()
+                    && self.nodes.get(&dir) == Some(&MNode::Dir { auto: true })
+                    && self.children(&dir).is_empty()
+                {
                     self.nodes.remove(&dir);
                     dir = parent_of(&dir).to_string();
                 }
@@ -258,7 +270,9 @@ fn run_real(ns: &Arc<Namespace>, b: u64, op: &Op) -> Result<(), NsError> {
     match *op {
         Op::Create(d, n) => ns.create(&r, dir(d)?, NAMES[n].as_bytes(), 0o644, CreateMode::Guarded).map(|_| ()),
         Op::Mkdir(d, n) => ns.mkdir(&r, dir(d)?, NAMES[n].as_bytes(), 0o755).map(|_| ()),
-        Op::Write(d, n, off, len, seed) => ns.write(&r, file(d, n)?, off as u64, &pattern(len as usize, seed as u64)).map(|_| ()),
+        Op::Write(d, n, off, len, seed) => {
+            ns.write(&r, file(d, n)?, off as u64, &pattern(len as usize, seed as u64)).map(|_| ())
+        }
         Op::Truncate(d, n, size) => {
             ns.setattr(&r, file(d, n)?, &SetAttr { size: Some(size as u64), ..Default::default() }, None).map(|_| ())
         }
@@ -267,7 +281,13 @@ fn run_real(ns: &Arc<Namespace>, b: u64, op: &Op) -> Result<(), NsError> {
         Op::Rename(sd, sn, dd, dn) => ns.rename(&r, dir(sd)?, NAMES[sn].as_bytes(), dir(dd)?, NAMES[dn].as_bytes()),
         Op::Link(sd, sn, dd, dn) => ns.link(&r, file(sd, sn)?, dir(dd)?, NAMES[dn].as_bytes()).map(|_| ()),
         Op::Put(d, n, len, seed) => ns
-            .put_object_bytes(&r, b"bkt", join(DIRS[d], NAMES[n]).as_bytes(), &pattern(len as usize, seed as u64), PutOptions::default())
+            .put_object_bytes(
+                &r,
+                b"bkt",
+                join(DIRS[d], NAMES[n]).as_bytes(),
+                &pattern(len as usize, seed as u64),
+                PutOptions::default(),
+            )
             .map(|_| ()),
         Op::Delete(d, n) => ns.delete_object(&r, b"bkt", join(DIRS[d], NAMES[n]).as_bytes()),
         Op::Restart => Ok(()),

@@ -28,7 +28,13 @@ fn keys(page: &namespace::ListPage) -> Vec<String> {
         .collect()
 }
 
-fn list(ns: &namespace::Namespace, prefix: &str, delim: Option<&str>, after: Option<&[u8]>, max: usize) -> namespace::ListPage {
+fn list(
+    ns: &namespace::Namespace,
+    prefix: &str,
+    delim: Option<&str>,
+    after: Option<&[u8]>,
+    max: usize,
+) -> namespace::ListPage {
     let p = ListParams {
         prefix: prefix.as_bytes().to_vec(),
         delimiter: delim.map(|d| d.as_bytes().to_vec()),
@@ -47,7 +53,8 @@ fn put_get_head_with_md5_etag_and_metadata() {
         user_meta: vec![("color".into(), "blue".into())],
         ..Default::default()
     };
-    let info = ns.put_object_bytes(&root(), b"bkt", b"dir/sub/obj", &data, PutOptions { meta, ..Default::default() }).unwrap();
+    let info =
+        ns.put_object_bytes(&root(), b"bkt", b"dir/sub/obj", &data, PutOptions { meta, ..Default::default() }).unwrap();
     assert_eq!(info.etag, format!("{:x}", md5_of(&data)));
     assert_eq!(get(&ns, "dir/sub/obj"), data);
     let head = ns.head_object(&root(), b"bkt", b"dir/sub/obj").unwrap();
@@ -95,20 +102,56 @@ fn overwrite_is_atomic_and_readers_keep_their_version() {
 fn conditional_puts() {
     let (_d, ns, _b) = fresh();
     let first = ns
-        .put_object_bytes(&root(), b"bkt", b"c", b"1", PutOptions { condition: WriteCondition::IfNoneMatchStar, ..Default::default() })
+        .put_object_bytes(
+            &root(),
+            b"bkt",
+            b"c",
+            b"1",
+            PutOptions { condition: WriteCondition::IfNoneMatchStar, ..Default::default() },
+        )
         .unwrap();
-    let again = ns.put_object_bytes(&root(), b"bkt", b"c", b"2", PutOptions { condition: WriteCondition::IfNoneMatchStar, ..Default::default() });
+    let again = ns.put_object_bytes(
+        &root(),
+        b"bkt",
+        b"c",
+        b"2",
+        PutOptions { condition: WriteCondition::IfNoneMatchStar, ..Default::default() },
+    );
     assert!(matches!(again, Err(NsError::PreconditionFailed)));
-    let stale = ns.put_object_bytes(&root(), b"bkt", b"c", b"3", PutOptions { condition: WriteCondition::IfMatch("nope".into()), ..Default::default() });
+    let stale = ns.put_object_bytes(
+        &root(),
+        b"bkt",
+        b"c",
+        b"3",
+        PutOptions { condition: WriteCondition::IfMatch("nope".into()), ..Default::default() },
+    );
     assert!(matches!(stale, Err(NsError::PreconditionFailed)));
-    ns.put_object_bytes(&root(), b"bkt", b"c", b"4", PutOptions { condition: WriteCondition::IfMatch(first.etag.clone()), ..Default::default() })
-        .unwrap();
+    ns.put_object_bytes(
+        &root(),
+        b"bkt",
+        b"c",
+        b"4",
+        PutOptions { condition: WriteCondition::IfMatch(first.etag.clone()), ..Default::default() },
+    )
+    .unwrap();
     assert_eq!(get(&ns, "c"), b"4");
     // the overwritten version's chunk is queued for GC; remember the count
     let baseline = ns.check_integrity().unwrap().chunks_unreferenced;
-    let again = ns.put_object_bytes(&root(), b"bkt", b"c", b"6", PutOptions { condition: WriteCondition::IfNoneMatchStar, ..Default::default() });
+    let again = ns.put_object_bytes(
+        &root(),
+        b"bkt",
+        b"c",
+        b"6",
+        PutOptions { condition: WriteCondition::IfNoneMatchStar, ..Default::default() },
+    );
     assert!(matches!(again, Err(NsError::PreconditionFailed)));
-    let missing = ns.put_object_bytes(&root(), b"bkt", b"zz", b"5", PutOptions { condition: WriteCondition::IfMatch("x".into()), ..Default::default() });
+    let missing = ns.put_object_bytes(
+        &root(),
+        b"bkt",
+        b"zz",
+        b"5",
+        PutOptions { condition: WriteCondition::IfMatch("x".into()), ..Default::default() },
+    );
     assert!(matches!(missing, Err(NsError::NotFound)));
     // failed puts leave no chunks behind
     let r = ns.check_integrity().unwrap();
@@ -120,7 +163,8 @@ fn conditional_puts() {
 fn etag_follows_content_after_posix_writes_and_metadata_survives() {
     let (_d, ns, _b) = fresh();
     let meta = ObjMeta { content_type: Some("application/x-ckpt".into()), ..Default::default() };
-    let info = ns.put_object_bytes(&root(), b"bkt", b"ckpt", b"abcdef", PutOptions { meta, ..Default::default() }).unwrap();
+    let info =
+        ns.put_object_bytes(&root(), b"bkt", b"ckpt", b"abcdef", PutOptions { meta, ..Default::default() }).unwrap();
     ns.write(&root(), info.inode.ino, 2, b"Z").unwrap();
     let h1 = ns.head_object(&root(), b"bkt", b"ckpt").unwrap();
     assert_ne!(h1.etag, info.etag);
@@ -130,7 +174,13 @@ fn etag_follows_content_after_posix_writes_and_metadata_survives() {
     let h2 = ns.head_object(&root(), b"bkt", b"ckpt").unwrap();
     assert_ne!(h2.etag, h1.etag, "every content change changes the ETag");
     // a stale If-Match always fails
-    let r = ns.put_object_bytes(&root(), b"bkt", b"ckpt", b"x", PutOptions { condition: WriteCondition::IfMatch(info.etag), ..Default::default() });
+    let r = ns.put_object_bytes(
+        &root(),
+        b"bkt",
+        b"ckpt",
+        b"x",
+        PutOptions { condition: WriteCondition::IfMatch(info.etag), ..Default::default() },
+    );
     assert!(matches!(r, Err(NsError::PreconditionFailed)));
 }
 
@@ -144,16 +194,28 @@ fn keys_that_cannot_be_paths_are_rejected() {
         ns.delete_object(&root(), b"bkt", bad.as_bytes()).unwrap();
     }
     let long_comp = format!("a/{}", "x".repeat(256));
-    assert!(matches!(ns.put_object_bytes(&root(), b"bkt", long_comp.as_bytes(), b"x", PutOptions::default()), Err(NsError::NameTooLong)));
+    assert!(matches!(
+        ns.put_object_bytes(&root(), b"bkt", long_comp.as_bytes(), b"x", PutOptions::default()),
+        Err(NsError::NameTooLong)
+    ));
     let long_key = "abcdefg/".repeat(128) + "x";
-    assert!(matches!(ns.put_object_bytes(&root(), b"bkt", long_key.as_bytes(), b"x", PutOptions::default()), Err(NsError::KeyTooLong)));
+    assert!(matches!(
+        ns.put_object_bytes(&root(), b"bkt", long_key.as_bytes(), b"x", PutOptions::default()),
+        Err(NsError::KeyTooLong)
+    ));
     let ok_key = "abcdefg/".repeat(127) + "x";
     put(&ns, &ok_key, b"fits");
     // file vs directory conflicts
     put(&ns, "a", b"file");
-    assert!(matches!(ns.put_object_bytes(&root(), b"bkt", b"a/b", b"x", PutOptions::default()), Err(NsError::NotADirectory)));
+    assert!(matches!(
+        ns.put_object_bytes(&root(), b"bkt", b"a/b", b"x", PutOptions::default()),
+        Err(NsError::NotADirectory)
+    ));
     put(&ns, "d/e", b"x");
-    assert!(matches!(ns.put_object_bytes(&root(), b"bkt", b"d", b"x", PutOptions::default()), Err(NsError::IsADirectory)));
+    assert!(matches!(
+        ns.put_object_bytes(&root(), b"bkt", b"d", b"x", PutOptions::default()),
+        Err(NsError::IsADirectory)
+    ));
     let marker_with_data = ns.put_object_bytes(&root(), b"bkt", b"m/", b"data", PutOptions::default());
     assert!(matches!(marker_with_data, Err(NsError::InvalidArgument(_))));
     let big_meta = ObjMeta { user_meta: vec![("k".into(), "v".repeat(2048))], ..Default::default() };
@@ -166,7 +228,10 @@ fn auto_created_directories_vanish_but_others_stay() {
     let (_d, ns, b) = fresh();
     put(&ns, "x/y/z/obj", b"1");
     ns.delete_object(&root(), b"bkt", b"x/y/z/obj").unwrap();
-    assert!(matches!(ns.lookup(&root(), b, b"x"), Err(NsError::NotFound)), "implicit parents removed with the last key");
+    assert!(
+        matches!(ns.lookup(&root(), b, b"x"), Err(NsError::NotFound)),
+        "implicit parents removed with the last key"
+    );
     // a directory made over NFS stays
     let keep = ns.mkdir(&root(), b, b"keep", 0o755).unwrap();
     put(&ns, "keep/inner/obj", b"1");
@@ -275,7 +340,10 @@ fn multipart_complete_splices_without_copying() {
     let (uploads, _) = ns.list_uploads(b"bkt", b"big/", None, 10).unwrap();
     assert_eq!(uploads.len(), 1);
     let bad_order = [parts[1].clone(), parts[0].clone()];
-    assert!(matches!(ns.complete_upload(&root(), &id, &bad_order, WriteCondition::None), Err(NsError::InvalidPartOrder)));
+    assert!(matches!(
+        ns.complete_upload(&root(), &id, &bad_order, WriteCondition::None),
+        Err(NsError::InvalidPartOrder)
+    ));
     let bad_etag = [CompletePart { part_number: 1, etag: "0".repeat(32) }];
     assert!(matches!(ns.complete_upload(&root(), &id, &bad_etag, WriteCondition::None), Err(NsError::InvalidPart(_))));
     let chunks_before = ns.check_integrity().unwrap().chunks_referenced;
@@ -305,7 +373,8 @@ fn multipart_small_parts_abort_and_unknown_ids() {
         ns.upload_part(&id, n, w.finish().unwrap()).unwrap();
     }
     let (_, parts, _) = ns.list_parts(&id, 0, 10).unwrap();
-    let list: Vec<_> = parts.iter().map(|p| CompletePart { part_number: p.part_number, etag: p.etag.clone() }).collect();
+    let list: Vec<_> =
+        parts.iter().map(|p| CompletePart { part_number: p.part_number, etag: p.etag.clone() }).collect();
     assert!(matches!(ns.complete_upload(&root(), &id, &list, WriteCondition::None), Err(NsError::PartTooSmall(_))));
     let mut w = ns.object_writer();
     w.write(b"x").unwrap();
@@ -327,7 +396,10 @@ fn s3_permissions_follow_posix() {
     let _ = d;
     ns.put_object_bytes(&alice, b"bkt", b"private/x", b"secret", PutOptions::default()).unwrap();
     assert!(matches!(ns.head_object(&bob, b"bkt", b"private/x"), Err(NsError::PermissionDenied)));
-    assert!(matches!(ns.put_object_bytes(&bob, b"bkt", b"private/y", b"x", PutOptions::default()), Err(NsError::PermissionDenied)));
+    assert!(matches!(
+        ns.put_object_bytes(&bob, b"bkt", b"private/y", b"x", PutOptions::default()),
+        Err(NsError::PermissionDenied)
+    ));
     assert!(matches!(ns.delete_object(&bob, b"bkt", b"private/x"), Err(NsError::PermissionDenied)));
     // listings silently skip what the caller cannot search
     let page = ns.list_objects(&bob, b"bkt", &ListParams { max_keys: 100, ..Default::default() }).unwrap();

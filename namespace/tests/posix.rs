@@ -19,7 +19,10 @@ fn create_lookup_getattr_and_exclusive_create() {
     // EXCLUSIVE: a retransmission with the same verifier succeeds, another verifier fails
     let x = ns.create(&root(), b, b"x", 0o644, CreateMode::Exclusive(*b"verf0001")).unwrap();
     assert_eq!(ns.create(&root(), b, b"x", 0o644, CreateMode::Exclusive(*b"verf0001")).unwrap().ino, x.ino);
-    assert!(matches!(ns.create(&root(), b, b"x", 0o644, CreateMode::Exclusive(*b"verf0002")), Err(NsError::AlreadyExists)));
+    assert!(matches!(
+        ns.create(&root(), b, b"x", 0o644, CreateMode::Exclusive(*b"verf0002")),
+        Err(NsError::AlreadyExists)
+    ));
     assert_eq!(ns.lookup(&root(), b, b".").unwrap().ino, b);
     assert_eq!(ns.lookup(&root(), b, b"..").unwrap().ino, ROOT_INO);
     assert!(matches!(ns.lookup(&root(), b, b"nope"), Err(NsError::NotFound)));
@@ -114,7 +117,11 @@ fn truncate_shrinks_and_extends_with_zeros() {
 fn setattr_times_guard_and_ctime_moves() {
     let (_d, ns, b) = fresh();
     let f = ns.create(&root(), b, b"f", 0o644, CreateMode::Guarded).unwrap();
-    let set = SetAttr { mtime: Some(SetTime::Client(1_234_567_890_123_456_789)), atime: Some(SetTime::Client(42)), ..Default::default() };
+    let set = SetAttr {
+        mtime: Some(SetTime::Client(1_234_567_890_123_456_789)),
+        atime: Some(SetTime::Client(42)),
+        ..Default::default()
+    };
     let a = ns.setattr(&root(), f.ino, &set, Some(f.ctime)).unwrap();
     assert_eq!(a.mtime, 1_234_567_890_123_456_789, "nanosecond precision kept");
     assert_eq!(a.atime, 42);
@@ -158,7 +165,10 @@ fn buckets_are_top_level_directories() {
     ns.create_bucket(&Caller::user(1000, 1000), b"data-set.1").unwrap();
     assert_eq!(ns.bucket(b"data-set.1").unwrap().uid, 1000);
     assert!(matches!(ns.mkdir(&root(), ROOT_INO, b"Not_A_Bucket", 0o755), Err(NsError::InvalidName(_))));
-    assert!(matches!(ns.create(&root(), ROOT_INO, b"file", 0o644, CreateMode::Guarded), Err(NsError::InvalidArgument(_))));
+    assert!(matches!(
+        ns.create(&root(), ROOT_INO, b"file", 0o644, CreateMode::Guarded),
+        Err(NsError::InvalidArgument(_))
+    ));
     let names: Vec<_> = ns.list_buckets().unwrap().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, vec![b"data-set.1".to_vec()]);
     let b = ns.bucket(b"data-set.1").unwrap();
@@ -295,7 +305,10 @@ fn permissions_for_non_root_callers() {
     let chown = SetAttr { uid: Some(1001), ..Default::default() };
     assert!(matches!(ns.setattr(&alice, f.ino, &chown, None), Err(NsError::NotPermitted)));
     assert_eq!(ns.setattr(&root(), f.ino, &chown, None).unwrap().uid, 1001);
-    assert!(matches!(ns.setattr(&alice, f.ino, &SetAttr { mode: Some(0o644), ..Default::default() }, None), Err(NsError::NotPermitted)));
+    assert!(matches!(
+        ns.setattr(&alice, f.ino, &SetAttr { mode: Some(0o644), ..Default::default() }, None),
+        Err(NsError::NotPermitted)
+    ));
     // sticky directory: bob may not remove alice's file
     let tmp = ns.mkdir(&root(), b, b"tmp", 0o1777).unwrap();
     ns.create(&alice, tmp.ino, b"a", 0o644, CreateMode::Guarded).unwrap();
@@ -308,7 +321,10 @@ fn permissions_for_non_root_callers() {
 fn bad_names_and_limits() {
     let (_d, ns, b) = fresh();
     for bad in [&b""[..], b".", b"..", b"a/b", b"nul\0"] {
-        assert!(matches!(ns.create(&root(), b, bad, 0o644, CreateMode::Guarded), Err(NsError::InvalidName(_))), "{bad:?}");
+        assert!(
+            matches!(ns.create(&root(), b, bad, 0o644, CreateMode::Guarded), Err(NsError::InvalidName(_))),
+            "{bad:?}"
+        );
         assert!(matches!(ns.mkdir(&root(), b, bad, 0o755), Err(NsError::InvalidName(_))), "{bad:?}");
     }
     let long = vec![b'n'; 256];
@@ -318,7 +334,10 @@ fn bad_names_and_limits() {
     let max = namespace::limits::FILE_SIZE_BYTES_MAX;
     assert!(matches!(ns.write(&root(), f.ino, max - 1, b"ab"), Err(NsError::TooLarge(_))));
     assert!(matches!(ns.write(&root(), f.ino, u64::MAX, b"a"), Err(NsError::TooLarge(_))));
-    assert!(matches!(ns.setattr(&root(), f.ino, &SetAttr { size: Some(max + 1), ..Default::default() }, None), Err(NsError::TooLarge(_))));
+    assert!(matches!(
+        ns.setattr(&root(), f.ino, &SetAttr { size: Some(max + 1), ..Default::default() }, None),
+        Err(NsError::TooLarge(_))
+    ));
     assert!(matches!(ns.write(&root(), b, 0, b"a"), Err(NsError::IsADirectory)));
     assert!(matches!(ns.getattr(987_654_321), Err(NsError::Stale)));
     // names that are not UTF-8 are fine for POSIX
