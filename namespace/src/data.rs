@@ -69,11 +69,7 @@ impl Namespace {
     pub fn read(&self, caller: &Caller, ino: u64, offset: u64, len: usize) -> NsResult<(Vec<u8>, bool)> {
         let _lock = self.extent_locks.get(ino).read().unwrap_or_else(|p| p.into_inner());
         let n = self.getattr(ino)?;
-        match n.kind {
-            Kind::File => {}
-            Kind::Dir => return Err(NsError::IsADirectory),
-            Kind::Symlink => return Err(NsError::InvalidArgument("read of a symlink".into())),
-        }
+        require_file(&n)?;
         access::check_data(caller, &n, R)?;
         if offset >= n.size {
             return Ok((Vec::new(), true));
@@ -110,11 +106,7 @@ impl Namespace {
             .ok_or_else(|| NsError::TooLarge(format!("write past the {FILE_SIZE_BYTES_MAX}-byte file size limit")))?;
         // Check before spending chunk writes on a request that must fail.
         let n = self.getattr(ino)?;
-        match n.kind {
-            Kind::File => {}
-            Kind::Dir => return Err(NsError::IsADirectory),
-            Kind::Symlink => return Err(NsError::InvalidArgument("write to a symlink".into())),
-        }
+        require_file(&n)?;
         access::check_data(caller, &n, W)?;
         let staged = self.stage_chunks(data)?;
         let result = self.commit_write(caller, ino, offset, end, &staged);
@@ -204,6 +196,15 @@ impl Namespace {
                 }
             }
         }
+    }
+}
+
+/// Data I/O is for regular files only.
+pub(crate) fn require_file(n: &Inode) -> NsResult<()> {
+    match n.kind {
+        Kind::File => Ok(()),
+        Kind::Dir => Err(NsError::IsADirectory),
+        Kind::Symlink => Err(NsError::InvalidArgument("data I/O on a symlink".into())),
     }
 }
 

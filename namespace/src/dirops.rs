@@ -8,7 +8,7 @@ use metastore::{Direction, Tree};
 
 use crate::access::{self, Caller, R, W, X};
 use crate::clock::Nanos;
-use crate::data::apply_truncate;
+use crate::data::{apply_truncate, require_file};
 use crate::limits::{DIR_DEPTH_MAX, LINK_COUNT_MAX, PAGE_ENTRIES_MAX, SYMLINK_TARGET_BYTES_MAX};
 use crate::ns::{new_inode, ROOT_INO};
 use crate::path::{validate_bucket_name, validate_name};
@@ -119,35 +119,55 @@ impl Namespace {
     pub fn create(&self, caller: &Caller, dir: u64, name: &[u8], mode: u32, how: CreateMode) -> NsResult<Inode> {
         validate_name(name)?;
         not_at_root(dir)?;
-        let ino = self.alloc_id()?;
-        let now = self.now();
-        let created = self.txn(|tx| {
-            let mut d = tx.dir(dir)?;
-            access::check(caller, &d, W | X)?;
-            if let Some(e) = tx.lookup(dir, name)? {
-                let existing = tx.inode(e.ino)?;
-                return match how {
-                    CreateMode::Guarded => Err(NsError::AlreadyExists),
-                    CreateMode::Exclusive(v) if existing.verifier == Some(v) && existing.kind == Kind::File => {
-                        Ok(existing) // a retransmission of our own exclusive create
-                    }
-                    CreateMode::Exclusive(_) => Err(NsError::AlreadyExists),
-                    CreateMode::Unchecked if existing.kind == Kind::Dir => Err(NsError::IsADirectory),
-                    CreateMode::Unchecked => Ok(existing),
-                };
+        let existing = |tx: &mut Tx<'_>, e: &Dentry| {
+            let existing = tx.inode(e.ino)?;
+            match how {
+                CreateMode::Guarded => Err(NsError::AlreadyExists),
+                CreateMode::Exclusive(v) if existing.verifier == Some(v) && existing.kind == Kind::File => {
+                    Ok(existing) // a retransmission of our own exclusive create
+                }
+                CreateMode::Exclusive(_) => Err(NsError::AlreadyExists),
+                CreateMode::Unchecked if existing.kind == Kind::Dir => Err(NsError::IsADirectory),
+                CreateMode::Unchecked => Ok(existing),
             }
-            let mut f = new_inode(ino, Kind::File, mode, caller.uid, new_gid(caller, &d), now);
+        };
+        self.add_new(caller, dir, name, existing, |ino, d, now| {
+            let mut f = new_inode(ino, Kind::File, mode, caller.uid, new_gid(caller, d), now);
             if let CreateMode::Exclusive(v) = how {
                 f.verifier = Some(v);
             }
-            tx.add_entry(&mut d, name, ino, Kind::File, None, now)?;
+            f
+        })
+    }
+
+    /// The transaction shared by create, mkdir and symlink: `build` makes
+    /// the new inode from its id and the directory; `existing` decides what
+    /// an existing name means.
+    fn add_new(
+        &self,
+        caller: &Caller,
+        dir: u64,
+        name: &[u8],
+        mut existing: impl FnMut(&mut Tx<'_>, &Dentry) -> NsResult<Inode>,
+        build: impl Fn(u64, &Inode, Nanos) -> Inode,
+    ) -> NsResult<Inode> {
+        let ino = self.alloc_id()?;
+        let now = self.now();
+        let made = self.txn(|tx| {
+            let mut d = tx.dir(dir)?;
+            access::check(caller, &d, W | X)?;
+            if let Some(e) = tx.lookup(dir, name)? {
+                return existing(tx, &e);
+            }
+            let child = build(ino, &d, now);
+            tx.add_entry(&mut d, name, ino, child.kind, None, now)?;
             adopt(&mut d);
             tx.put_inode(&d)?;
-            tx.put_inode(&f)?;
-            Ok(f)
+            tx.put_inode(&child)?;
+            Ok(child)
         })?;
         self.commit_barrier()?;
-        Ok(created)
+        Ok(made)
     }
 
     /// Creates a directory. At the root a directory is a bucket, so its name
@@ -158,25 +178,12 @@ impl Namespace {
         } else {
             validate_name(name)?;
         }
-        let ino = self.alloc_id()?;
-        let now = self.now();
-        let made = self.txn(|tx| {
-            let mut d = tx.dir(dir)?;
-            access::check(caller, &d, W | X)?;
-            if tx.lookup(dir, name)?.is_some() {
-                return Err(NsError::AlreadyExists);
-            }
-            let setgid = d.mode & 0o2000;
-            let mut c = new_inode(ino, Kind::Dir, mode | setgid, caller.uid, new_gid(caller, &d), now);
+        let taken = |_: &mut Tx<'_>, _: &Dentry| Err(NsError::AlreadyExists);
+        self.add_new(caller, dir, name, taken, |ino, d, now| {
+            let mut c = new_inode(ino, Kind::Dir, mode | (d.mode & 0o2000), caller.uid, new_gid(caller, d), now);
             c.parent = dir;
-            tx.add_entry(&mut d, name, ino, Kind::Dir, None, now)?;
-            adopt(&mut d);
-            tx.put_inode(&d)?;
-            tx.put_inode(&c)?;
-            Ok(c)
-        })?;
-        self.commit_barrier()?;
-        Ok(made)
+            c
+        })
     }
 
     /// Creates a symbolic link.
@@ -189,25 +196,13 @@ impl Namespace {
         if target.len() > SYMLINK_TARGET_BYTES_MAX {
             return Err(NsError::TooLarge(format!("symlink target over {SYMLINK_TARGET_BYTES_MAX} bytes")));
         }
-        let ino = self.alloc_id()?;
-        let now = self.now();
-        let made = self.txn(|tx| {
-            let mut d = tx.dir(dir)?;
-            access::check(caller, &d, W | X)?;
-            if tx.lookup(dir, name)?.is_some() {
-                return Err(NsError::AlreadyExists);
-            }
-            let mut l = new_inode(ino, Kind::Symlink, mode, caller.uid, new_gid(caller, &d), now);
+        let taken = |_: &mut Tx<'_>, _: &Dentry| Err(NsError::AlreadyExists);
+        self.add_new(caller, dir, name, taken, |ino, d, now| {
+            let mut l = new_inode(ino, Kind::Symlink, mode, caller.uid, new_gid(caller, d), now);
             l.target = target.to_vec();
             l.size = target.len() as u64;
-            tx.add_entry(&mut d, name, ino, Kind::Symlink, None, now)?;
-            adopt(&mut d);
-            tx.put_inode(&d)?;
-            tx.put_inode(&l)?;
-            Ok(l)
-        })?;
-        self.commit_barrier()?;
-        Ok(made)
+            l
+        })
     }
 
     /// The target of a symlink.
@@ -271,6 +266,12 @@ impl Namespace {
             tx.put_inode(&d)?;
             tx.drop_link(&mut victim, now)
         })?;
+        self.finish_unlink(orphaned)
+    }
+
+    /// After a transaction that may have unlinked a file's last name: make
+    /// it durable, then free the orphan's extents.
+    pub(crate) fn finish_unlink(&self, orphaned: bool) -> NsResult<()> {
         self.commit_barrier()?;
         if orphaned {
             self.reap_orphans()?;
@@ -381,11 +382,7 @@ impl Namespace {
             }
             Ok(orphaned)
         })?;
-        self.commit_barrier()?;
-        if orphaned {
-            self.reap_orphans()?;
-        }
-        Ok(())
+        self.finish_unlink(orphaned)
     }
 
     /// Lists `dir` after `cookie` (0 = from the start), at most `max`
@@ -471,11 +468,7 @@ impl Namespace {
             n.uid = set.uid.unwrap_or(n.uid);
             n.gid = set.gid.unwrap_or(n.gid);
             if let Some(size) = set.size {
-                match n.kind {
-                    Kind::File => {}
-                    Kind::Dir => return Err(NsError::IsADirectory),
-                    Kind::Symlink => return Err(NsError::InvalidArgument("cannot truncate a symlink".into())),
-                }
+                require_file(&n)?;
                 access::check_data(caller, &n, W)?;
                 if size != n.size {
                     apply_truncate(tx, ino, size, &plan, gc_at)?;

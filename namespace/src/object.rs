@@ -374,10 +374,7 @@ impl Namespace {
             extra(tx, ino)?;
             Ok((ObjectInfo { etag: meta.etag.clone(), inode: f, meta }, orphaned))
         })?;
-        self.commit_barrier()?;
-        if orphaned {
-            self.reap_orphans()?;
-        }
+        self.finish_unlink(orphaned)?;
         Ok(info)
     }
 
@@ -552,11 +549,7 @@ impl Namespace {
             write_back(tx, &chain)?;
             Ok(orphaned)
         })?;
-        self.commit_barrier()?;
-        if orphaned {
-            self.reap_orphans()?;
-        }
-        Ok(())
+        self.finish_unlink(orphaned)
     }
 }
 
