@@ -25,6 +25,9 @@ use sled::Transactional;
 
 use crate::{Abort, Direction, Entry, MetaError, MetaStore, Result, Tree, Txn, TxnBody};
 
+/// How long an open waits for a previous instance's file lock to go.
+const LOCK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Explicit sled settings; nothing is left to sled's defaults.
 #[derive(Clone, Debug)]
 pub struct SledConfig {
@@ -66,14 +69,27 @@ impl SledStore {
     /// Opens (or creates) the store under `cfg.path`.
     pub fn open(cfg: &SledConfig) -> Result<Self> {
         std::fs::create_dir_all(&cfg.path)?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&cfg.path)
             .cache_capacity(cfg.cache_capacity_bytes)
             .mode(sled::Mode::LowSpace)
             .flush_every_ms(Some(cfg.flush_every_ms))
-            .use_compression(false)
-            .open()
-            .map_err(engine)?;
+            .use_compression(false);
+        // sled's flusher thread keeps the file lock for a moment after the
+        // last handle of a previous open is dropped; wait for it (bounded)
+        // instead of failing a restart within one process.
+        let started = std::time::Instant::now();
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && started.elapsed() < LOCK_WAIT_MAX =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(engine(e)),
+            }
+        };
         let trees = Tree::ALL.iter().map(|t| db.open_tree(t.name()).map_err(engine)).collect::<Result<Vec<_>>>()?;
         let log_file = File::open(cfg.path.join("db"))?;
         // The directory entries of sled's files must themselves be durable.

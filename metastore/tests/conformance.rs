@@ -145,3 +145,19 @@ fn sled_synced_commits_and_ids_survive_reopen() {
     assert_eq!(all.len(), 100);
     assert!(s.next_id().unwrap() > max_id, "ids are never reused across reopen");
 }
+
+/// Regression: reopening right after dropping a store used to fail with
+/// "could not acquire lock" while sled's flusher thread still held it.
+#[test]
+fn sled_reopens_immediately_after_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SledConfig::new(dir.path().join("meta"));
+    for i in 0u8..20 {
+        let s = SledStore::open(&cfg).unwrap();
+        put(&s, Tree::Sys, b"k", &[i]);
+        s.sync().unwrap();
+        drop(s);
+    }
+    let s = SledStore::open(&cfg).unwrap();
+    assert_eq!(s.get(Tree::Sys, b"k").unwrap(), Some(vec![19]));
+}
