@@ -36,5 +36,5 @@ pub use gc::{GcReport, IntegrityReport};
 pub use list::{ListEntry, ListPage, ListParams};
 pub use multipart::{CompletePart, CompletedUpload, PartInfo, UploadInfo};
 pub use ns::{Namespace, NamespaceConfig, RecoveryReport, ROOT_INO};
-pub use object::{ObjectInfo, ObjectReader, ObjectWriter, PutOptions, WriteCondition};
+pub use object::{ObjectInfo, ObjectReader, ObjectWriter, PutOptions, StagedObject, WriteCondition};
 pub use record::{Checksum, Inode, Kind, ObjMeta};

@@ -290,6 +290,19 @@ impl Namespace {
         list: &[CompletePart],
         condition: WriteCondition,
     ) -> NsResult<CompletedUpload> {
+        self.complete_upload_with(caller, upload_id, list, condition, Vec::new())
+    }
+
+    /// [`Namespace::complete_upload`] storing `checksums` (computed by the
+    /// caller from the parts' checksums) with the object.
+    pub fn complete_upload_with(
+        self: &Arc<Self>,
+        caller: &Caller,
+        upload_id: &str,
+        list: &[CompletePart],
+        condition: WriteCondition,
+        checksums: Vec<crate::record::Checksum>,
+    ) -> NsResult<CompletedUpload> {
         let id = parse_upload_id(upload_id)?;
         let _lock = self.upload_locks.get(&id).lock().unwrap_or_else(|p| p.into_inner());
         let up = load_upload(self, &id)?;
@@ -353,6 +366,7 @@ impl Namespace {
         let mut meta = up.meta.clone();
         meta.etag = etag.clone();
         meta.part_layout = layout;
+        meta.checksums = checksums;
         let now = self.now();
         let publisher = Caller { uid: caller.uid, gid: caller.gid, groups: caller.groups.clone() };
         let info = self.publish(

@@ -1,0 +1,48 @@
+//! The storage gateway binary.
+//!
+//! `gateway serve` opens (or creates) a data directory and serves it over
+//! S3; see `--help` and README.md.
+
+mod config;
+mod credentials;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+/// One dataset, two front doors: S3 over HTTP(S) (NFSv3 to come).
+#[derive(Parser)]
+#[command(name = "gateway", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve a data directory over S3.
+    Serve(config::ServeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve(args) => {
+            let cfg = config::Config::load(args)?;
+            init_tracing(&cfg.log_format);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("gateway").build()?;
+            rt.block_on(server::run(cfg))
+        }
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEWAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

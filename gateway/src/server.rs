@@ -1,0 +1,80 @@
+//! Wiring: open the namespace, bind the S3 listener, run until SIGTERM or
+//! Ctrl-C, drain within the deadline, flush the stores.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use namespace::{Caller, Namespace, NamespaceConfig};
+use protocol_s3::{Credential, Keyring, S3State};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// Runs the gateway until a shutdown signal.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let (ak, sk, generated) = crate::credentials::root(&cfg.data_dir)?;
+    let mut ns_cfg = NamespaceConfig::new(&cfg.data_dir);
+    ns_cfg.chunk_size_bytes = cfg.chunk_size_bytes;
+    let (ns, report) =
+        tokio::task::spawn_blocking(move || Namespace::open(ns_cfg)).await?.context("opening the data directory")?;
+    tracing::info!(?report, "recovery done");
+    let ns = Arc::new(ns);
+    let tls = match &cfg.tls {
+        Some((c, k)) => {
+            let cert = std::fs::read(c).with_context(|| format!("tls_cert: reading {}", c.display()))?;
+            let key = std::fs::read(k).with_context(|| format!("tls_key: reading {}", k.display()))?;
+            Some(protocol_s3::tls_acceptor(&cert, &key).map_err(|e| anyhow::anyhow!("tls: {e}"))?)
+        }
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.s3_listen)
+        .await
+        .with_context(|| format!("s3_listen: binding {}", cfg.s3_listen))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(S3State {
+        ns: ns.clone(),
+        keys: Keyring::new([Credential { access_key: ak.clone(), secret_key: sk.clone(), caller: Caller::root() }]),
+        region: cfg.region.clone(),
+        virtual_host_base: cfg.virtual_host_base.clone(),
+    });
+    if generated {
+        println!("Generated root credentials (kept in {}/root-credentials, mode 0600):", cfg.data_dir.display());
+        println!("  access key: {ak}");
+        println!("  secret key: {sk}");
+    } else {
+        println!("Root access key: {ak} (secret from the environment or {}/root-credentials)", cfg.data_dir.display());
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("S3 listening on {scheme}://{addr}");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(protocol_s3::serve(listener, tls, state, shutdown.clone()));
+    wait_for_signal().await?;
+    tracing::info!(deadline_secs = cfg.shutdown_deadline.as_secs(), "shutting down: draining requests");
+    shutdown.cancel();
+    let tracker = server.await?;
+    let second = tokio::spawn(async {
+        // A second signal exits at once; everything acknowledged is durable.
+        let _ = wait_for_signal().await;
+        tracing::warn!("second signal: exiting without waiting");
+        std::process::exit(1);
+    });
+    if tokio::time::timeout(cfg.shutdown_deadline, tracker.wait()).await.is_err() {
+        tracing::warn!("drain deadline passed with requests in flight");
+    }
+    second.abort();
+    tokio::task::spawn_blocking(move || ns.sync()).await?.context("final flush")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        r = tokio::signal::ctrl_c() => r?,
+    }
+    Ok(())
+}

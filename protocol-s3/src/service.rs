@@ -1,0 +1,199 @@
+//! One request: id, authentication, routing, the operation, the error
+//! document, and one log line.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use namespace::{Namespace, NsError};
+
+use crate::auth::{authenticate, Authenticated, Keyring};
+use crate::body::{full, Body};
+use crate::error::{from_ns, Ctx, S3Error};
+use crate::router::{route, split_path, Endpoint, Query};
+use crate::xml::esc;
+
+/// Shared state of the S3 front door.
+pub struct S3State {
+    /// The namespace.
+    pub ns: Arc<Namespace>,
+    /// Access keys.
+    pub keys: Keyring,
+    /// Region reported by GetBucketLocation and HEAD bucket.
+    pub region: String,
+    /// With virtual-hosted style: requests to `<bucket>.<base>` address
+    /// that bucket.
+    pub virtual_host_base: Option<String>,
+}
+
+/// A request being served.
+pub struct ReqCtx {
+    /// Shared state.
+    pub state: Arc<S3State>,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Decoded query.
+    pub query: Query,
+    /// Bucket addressed, if any.
+    pub bucket: Option<String>,
+    /// Key addressed, if any (exact bytes).
+    pub key: Option<Vec<u8>>,
+    /// Who signed it.
+    pub auth: Authenticated,
+    /// The body.
+    pub body: Incoming,
+}
+
+impl ReqCtx {
+    /// The bucket (routing guarantees it for bucket and object operations).
+    pub fn bucket(&self) -> &str {
+        self.bucket.as_deref().unwrap_or("")
+    }
+    /// The key (routing guarantees it for object operations).
+    pub fn key(&self) -> &[u8] {
+        self.key.as_deref().unwrap_or(b"")
+    }
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// Runs a blocking namespace call without stalling the runtime.
+    pub fn blocking<T>(&self, f: impl FnOnce(&Arc<Namespace>) -> Result<T, NsError>, ctx: Ctx) -> Result<T, S3Error> {
+        tokio::task::block_in_place(|| f(&self.state.ns)).map_err(|e| from_ns(e, ctx))
+    }
+    /// Fails with NoSuchBucket unless the bucket exists.
+    pub fn require_bucket(&self) -> Result<namespace::Inode, S3Error> {
+        let b = self.bucket().as_bytes().to_vec();
+        self.blocking(|ns| ns.bucket(&b), Ctx::Bucket)
+    }
+}
+
+fn request_id() -> String {
+    format!("{:016X}", rand::random::<u64>())
+}
+
+/// Serves one HTTP request.
+pub async fn handle(state: Arc<S3State>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let id = request_id();
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_string();
+    let (op, result) = serve(state, parts, body).await;
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => error_response(&e, &path, &id, method == Method::HEAD),
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    let status = resp.status().as_u16();
+    if status >= 500 {
+        tracing::warn!(request_id = %id, op = %op, status, ms = started.elapsed().as_millis() as u64, "s3 request");
+    } else {
+        tracing::info!(request_id = %id, op = %op, status, ms = started.elapsed().as_millis() as u64, "s3 request");
+    }
+    resp
+}
+
+/// The XML error document (no body for HEAD).
+pub fn error_response(e: &S3Error, resource: &str, id: &str, head: bool) -> Response<Body> {
+    let body = if head {
+        full(Vec::new())
+    } else {
+        full(format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+            e.code,
+            esc(&e.message),
+            esc(resource),
+            id
+        ))
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = e.status;
+    if !head {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    }
+    r
+}
+
+async fn serve(
+    state: Arc<S3State>,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> (String, Result<Response<Body>, S3Error>) {
+    let (bucket, key) = match vhost_bucket(&state, &parts.headers) {
+        Some(b) => {
+            let key: Vec<u8> = percent_encoding::percent_decode_str(parts.uri.path().trim_start_matches('/')).collect();
+            (Some(b), (!key.is_empty()).then_some(key))
+        }
+        None => split_path(parts.uri.path()),
+    };
+    let query = Query::parse(parts.uri.query());
+    let endpoint =
+        route(&parts.method, bucket.as_deref(), key.is_some(), &query, parts.headers.contains_key("x-amz-copy-source"));
+    let op = format!("{endpoint:?}");
+    let auth = match authenticate(&state.keys, &parts.method, &parts.uri, &parts.headers, SystemTime::now()) {
+        Ok(a) => a,
+        Err(e) => return (op, Err(e)),
+    };
+    let ctx = ReqCtx { state, headers: parts.headers, query, bucket, key, auth, body };
+    let r = dispatch(endpoint, ctx).await;
+    (op, r)
+}
+
+fn vhost_bucket(state: &S3State, headers: &HeaderMap) -> Option<String> {
+    let base = state.virtual_host_base.as_deref()?;
+    let host = headers.get(http::header::HOST)?.to_str().ok()?;
+    let host = host.split(':').next()?;
+    let b = host.strip_suffix(base)?.strip_suffix('.')?;
+    (!b.is_empty()).then(|| b.to_string())
+}
+
+async fn dispatch(ep: Endpoint, c: ReqCtx) -> Result<Response<Body>, S3Error> {
+    use crate::ops::{bucket, list, multipart, object};
+    match ep {
+        Endpoint::ListBuckets => bucket::list_buckets(c).await,
+        Endpoint::CreateBucket => bucket::create_bucket(c).await,
+        Endpoint::HeadBucket => bucket::head_bucket(c).await,
+        Endpoint::DeleteBucket => bucket::delete_bucket(c).await,
+        Endpoint::GetBucketLocation => bucket::get_location(c).await,
+        Endpoint::GetBucketVersioning => bucket::get_versioning(c).await,
+        Endpoint::ListObjectsV1 => list::list_objects(c, false).await,
+        Endpoint::ListObjectsV2 => list::list_objects(c, true).await,
+        Endpoint::ListMultipartUploads => multipart::list_uploads(c).await,
+        Endpoint::DeleteObjects => object::delete_objects(c).await,
+        Endpoint::PutObject => object::put_object(c).await,
+        Endpoint::CopyObject => object::copy_object(c).await,
+        Endpoint::GetObject => object::get_object(c, false).await,
+        Endpoint::HeadObject => object::get_object(c, true).await,
+        Endpoint::DeleteObject => object::delete_object(c).await,
+        Endpoint::CreateMultipartUpload => multipart::create(c).await,
+        Endpoint::UploadPart => multipart::upload_part(c, false).await,
+        Endpoint::UploadPartCopy => multipart::upload_part(c, true).await,
+        Endpoint::CompleteMultipartUpload => multipart::complete(c).await,
+        Endpoint::AbortMultipartUpload => multipart::abort(c).await,
+        Endpoint::ListParts => multipart::list_parts(c).await,
+        Endpoint::NotImplemented(what) => Err(S3Error::not_implemented(&what)),
+        Endpoint::MethodNotAllowed => Err(S3Error::new(
+            "MethodNotAllowed",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "The specified method is not allowed against this resource.",
+        )),
+    }
+}
+
+/// An XML 200 response.
+pub fn xml_response(body: String) -> Response<Body> {
+    let mut r = Response::new(full(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}")));
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    r
+}
+
+/// A response with a status and no body.
+pub fn status_response(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(full(Vec::new()));
+    *r.status_mut() = status;
+    r
+}
