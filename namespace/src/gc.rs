@@ -135,6 +135,19 @@ impl Namespace {
         })?;
         for k in due {
             let (_, chunk) = keys::unpair(&k);
+            // Order matters: references first, then pins. A chunk at zero
+            // references can only be pinned by a reader that pinned it
+            // before the count reached zero, so a pin seen now is real, and
+            // none can appear after this check.
+            let refs = match self.meta.get(Tree::ChunkRefs, &keys::id(chunk))? {
+                Some(v) => crate::record::decode::<ChunkRef>("chunk_ref", &v)?.count,
+                None => 0,
+            };
+            if refs > 0 {
+                // Referenced again (a copy shared it): keep it, drop the entry.
+                self.txn(|tx| tx.del(Tree::GcChunks, &k))?;
+                continue;
+            }
             if self.pins.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&chunk) {
                 report.chunks_pinned += 1;
                 continue;

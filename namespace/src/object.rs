@@ -19,6 +19,8 @@ use crate::{keys, Namespace, NsError, NsResult};
 
 /// Chunks a sequential object reader asks the kernel to fetch ahead.
 const READ_AHEAD_CHUNKS: usize = 2;
+/// Times a read retries resolving a key whose inode was replaced meanwhile.
+const RESOLVE_ATTEMPTS_MAX: usize = 16;
 /// Symlinks followed when S3 resolves a key.
 const SYMLINK_HOPS_MAX: usize = 8;
 
@@ -160,7 +162,8 @@ impl Drop for ObjectWriter {
 /// How a publish accounts chunk references.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RefMode {
-    /// Fresh chunks: each extent takes its first reference.
+    /// Each extent adds a reference to its chunk (fresh chunks, or chunks
+    /// shared with a copy source).
     New,
     /// Extents move from staging inodes that already hold the references.
     Move,
@@ -256,6 +259,49 @@ impl Namespace {
         )?;
         staged.consumed = true;
         Ok(info)
+    }
+
+    /// CopyObject without copying data: the destination gets the extents
+    /// `source` pinned (each chunk gains a reference) and is published like
+    /// a PUT. The ETag is the source's when that is an MD5; otherwise (a
+    /// multipart or NFS-written source) the bytes are read once to compute
+    /// one, but still not written again. Sources too fragmented to pin are
+    /// refused with `TooLarge`; callers then copy the bytes.
+    pub fn copy_object(
+        self: &Arc<Self>,
+        caller: &Caller,
+        source: &ObjectReader,
+        source_etag: &str,
+        bucket: &[u8],
+        key: &[u8],
+        mut opts: PutOptions,
+    ) -> NsResult<ObjectInfo> {
+        let extents =
+            source.extents.as_ref().ok_or_else(|| NsError::TooLarge("source too fragmented to share".into()))?;
+        let is_md5 = source_etag.len() == 32 && source_etag.bytes().all(|c| c.is_ascii_hexdigit());
+        opts.meta.etag = if is_md5 {
+            source_etag.to_string()
+        } else {
+            let mut md5 = Md5::new();
+            let mut buf = vec![0u8; self.chunk_size_bytes()];
+            let mut off = 0;
+            while off < source.size() {
+                let n = source.read_at(off, &mut buf)?;
+                md5.update(&buf[..n]);
+                off += n as u64;
+            }
+            hex::encode(md5.finalize())
+        };
+        opts.meta.part_layout.clear();
+        // Each shared chunk gains one reference, exactly as a fresh chunk
+        // gains its first; the reader's pins keep them alive until then.
+        self.publish(
+            caller,
+            bucket,
+            key,
+            Publish { extents, size: source.size(), refs: RefMode::New, meta: opts.meta, condition: opts.condition },
+            |_, _| Ok(()),
+        )
     }
 
     /// The publishing transaction shared by PUT and multipart completion;
@@ -457,11 +503,26 @@ impl Namespace {
         Ok(ObjectInfo { inode, etag, meta })
     }
 
+    /// Runs a lookup-then-open step again when the inode it found was
+    /// replaced in between (an overwrite publishes a new inode): a reader
+    /// racing a writer must get the old or the new version, never "gone".
+    fn retry_replaced<T>(&self, mut step: impl FnMut() -> NsResult<T>) -> NsResult<T> {
+        for _ in 1..RESOLVE_ATTEMPTS_MAX {
+            match step() {
+                Err(NsError::Stale) => continue,
+                other => return other,
+            }
+        }
+        step().map_err(|e| if matches!(e, NsError::Stale) { NsError::NotFound } else { e })
+    }
+
     /// HEAD: the object at `bucket/key`.
     pub fn head_object(&self, caller: &Caller, bucket: &[u8], key: &[u8]) -> NsResult<ObjectInfo> {
-        let inode = self.resolve_key(caller, bucket, key)?;
-        access::check(caller, &inode, R)?;
-        self.object_info(inode)
+        self.retry_replaced(|| {
+            let inode = self.resolve_key(caller, bucket, key)?;
+            access::check(caller, &inode, R)?;
+            self.object_info(inode)
+        })
     }
 
     /// GET: the object and a reader pinned to its current content.
@@ -471,11 +532,13 @@ impl Namespace {
         bucket: &[u8],
         key: &[u8],
     ) -> NsResult<(ObjectInfo, ObjectReader)> {
-        let inode = self.resolve_key(caller, bucket, key)?;
-        access::check(caller, &inode, R)?;
-        let reader = self.open_reader(inode.ino)?;
-        let info = self.object_info(reader.inode.clone())?;
-        Ok((info, reader))
+        self.retry_replaced(|| {
+            let inode = self.resolve_key(caller, bucket, key)?;
+            access::check(caller, &inode, R)?;
+            let reader = self.open_reader(inode.ino)?;
+            let info = self.object_info(reader.inode.clone())?;
+            Ok((info, reader))
+        })
     }
 
     /// A reader of inode `ino` pinned to its current content.

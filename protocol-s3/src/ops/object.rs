@@ -509,21 +509,34 @@ pub async fn copy_object(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
     read_small(&mut c.body, &c.headers, &payload, 0).await?;
     let (info, reader) = open_source(&c)?;
     let mut meta = if replace { meta_from_headers(&c.headers)? } else { info.meta.clone() };
-    let staged = copy_range(&c.state.ns, &reader, 0, reader.size())?;
-    drop(reader);
-    meta.etag.clear();
-    meta.part_layout.clear();
-    meta.checksums = vec![Checksum {
-        algorithm: "CRC64NVME".into(),
-        kind: "FULL_OBJECT".into(),
-        value: b64(&staged.crc64.to_be_bytes()),
-    }];
+    // Same bytes, same whole-object checksums (stale ones were already
+    // dropped by the namespace).
+    meta.checksums = info.meta.checksums.iter().filter(|ck| ck.kind == "FULL_OBJECT").cloned().collect();
     let condition = write_condition(&c.headers)?;
     let (bucket, key, caller) = (c.bucket().as_bytes().to_vec(), c.key().to_vec(), c.auth.caller.clone());
-    let out = c.blocking(
-        move |ns| ns.put_object(&caller, &bucket, &key, staged, PutOptions { meta, condition }),
-        Ctx::Write,
-    )?;
+    let opts = PutOptions { meta: meta.clone(), condition: condition.clone() };
+    // Share the source's chunks; only a source too fragmented to pin is
+    // copied byte by byte.
+    let shared =
+        tokio::task::block_in_place(|| c.state.ns.copy_object(&caller, &reader, &info.etag, &bucket, &key, opts));
+    let out = match shared {
+        Err(namespace::NsError::TooLarge(_)) => {
+            let staged = copy_range(&c.state.ns, &reader, 0, reader.size())?;
+            drop(reader);
+            meta.etag.clear();
+            meta.part_layout.clear();
+            meta.checksums = vec![Checksum {
+                algorithm: "CRC64NVME".into(),
+                kind: "FULL_OBJECT".into(),
+                value: b64(&staged.crc64.to_be_bytes()),
+            }];
+            c.blocking(
+                move |ns| ns.put_object(&caller, &bucket, &key, staged, PutOptions { meta, condition }),
+                Ctx::Write,
+            )?
+        }
+        other => other.map_err(|e| crate::error::from_ns(e, Ctx::Write))?,
+    };
     Ok(xml_response(format!(
         "<CopyObjectResult xmlns=\"{NS}\">{}{}</CopyObjectResult>",
         el("LastModified", &iso8601(out.inode.mtime)),
