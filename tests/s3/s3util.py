@@ -125,6 +125,7 @@ def start_gateway(
     ca_path: Optional[Path] = None,
     access_key: str = ACCESS_KEY,
     secret_key: str = SECRET_KEY,
+    extra_args: Sequence[str] = (),
 ) -> Gateway:
     """Starts `gateway serve` and waits for its "S3 listening on URL" line."""
     binary = gateway_bin()
@@ -138,6 +139,7 @@ def start_gateway(
     cmd = [str(binary), "serve", "--data-dir", str(data_dir), "--s3-listen", "127.0.0.1:0"]
     if tls_cert is not None:
         cmd += ["--tls-cert", str(tls_cert), "--tls-key", str(tls_key)]
+    cmd += list(extra_args)
     env = dict(os.environ)
     env.update(GATEWAY_ACCESS_KEY=access_key, GATEWAY_SECRET_KEY=secret_key, RUST_BACKTRACE="1")
 
