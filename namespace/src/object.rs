@@ -98,6 +98,12 @@ pub struct ObjectWriter {
 }
 
 impl ObjectWriter {
+    /// Whether writing `len` more bytes would write a chunk to disk (and so
+    /// block); async callers move only those writes off the runtime.
+    pub fn would_block(&self, len: usize) -> bool {
+        self.buf.len() + len >= self.ns.chunk_size_bytes()
+    }
+
     /// Appends bytes.
     pub fn write(&mut self, mut data: &[u8]) -> NsResult<()> {
         let cap = self.ns.chunk_size_bytes();
