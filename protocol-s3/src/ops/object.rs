@@ -107,7 +107,11 @@ pub async fn stage_body(c: &mut ReqCtx, limit: u64) -> Result<(StagedObject, Pay
     let summary = read_payload(&mut c.body, &c.headers, &payload, limit, |b: Bytes| {
         // Most frames only fill the chunk buffer; only the frame that
         // completes a chunk writes (and hashes) it, off the runtime.
-        let r = if writer.would_block(b.len()) { tokio::task::block_in_place(|| writer.write(&b)) } else { writer.write(&b) };
+        let r = if writer.would_block(b.len()) {
+            tokio::task::block_in_place(|| writer.write(&b))
+        } else {
+            writer.write(&b)
+        };
         r.map_err(|e| crate::error::from_ns(e, Ctx::Write))
     })
     .await?;
