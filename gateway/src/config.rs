@@ -41,6 +41,8 @@ struct File {
     shutdown_deadline_secs: Option<u64>,
     chunk_size_mib: Option<usize>,
     log_format: Option<String>,
+    gc_interval_secs: Option<u64>,
+    gc_grace_secs: Option<u64>,
 }
 
 /// The validated configuration.
@@ -62,10 +64,18 @@ pub struct Config {
     pub chunk_size_bytes: usize,
     /// `text` or `json`.
     pub log_format: String,
+    /// Period of the background GC pass and orphan scan.
+    pub gc_interval: Duration,
+    /// How long dropped chunks survive before GC deletes them.
+    pub gc_grace: Duration,
 }
 
 /// Default S3 address.
 const DEFAULT_S3_LISTEN: &str = "127.0.0.1:9000";
+/// Default period of the background GC.
+const DEFAULT_GC_INTERVAL_SECS: u64 = 60;
+/// Default grace of dropped chunks (readers of replaced data finish first).
+const DEFAULT_GC_GRACE_SECS: u64 = 600;
 /// Default drain deadline.
 const DEFAULT_SHUTDOWN_DEADLINE_SECS: u64 = 30;
 
@@ -114,6 +124,8 @@ impl Config {
             ),
             chunk_size_bytes: chunk_mib << 20,
             log_format,
+            gc_interval: Duration::from_secs(file.gc_interval_secs.unwrap_or(DEFAULT_GC_INTERVAL_SECS).max(1)),
+            gc_grace: Duration::from_secs(file.gc_grace_secs.unwrap_or(DEFAULT_GC_GRACE_SECS)),
         })
     }
 }

@@ -16,6 +16,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (ak, sk, generated) = crate::credentials::root(&cfg.data_dir)?;
     let mut ns_cfg = NamespaceConfig::new(&cfg.data_dir);
     ns_cfg.chunk_size_bytes = cfg.chunk_size_bytes;
+    ns_cfg.gc_grace = cfg.gc_grace;
     let (ns, report) =
         tokio::task::spawn_blocking(move || Namespace::open(ns_cfg)).await?.context("opening the data directory")?;
     tracing::info!(?report, "recovery done");
@@ -51,6 +52,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(protocol_s3::serve(listener, tls, state, shutdown.clone()));
+    let gc = tokio::spawn(gc_loop(ns.clone(), cfg.gc_interval, shutdown.clone()));
     wait_for_signal().await?;
     tracing::info!(deadline_secs = cfg.shutdown_deadline.as_secs(), "shutting down: draining requests");
     shutdown.cancel();
@@ -65,6 +67,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!("drain deadline passed with requests in flight");
     }
     second.abort();
+    let _ = gc.await;
     tokio::task::spawn_blocking(move || ns.sync()).await?.context("final flush")?;
     tracing::info!("stopped");
     Ok(())
@@ -77,4 +80,29 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         r = tokio::signal::ctrl_c() => r?,
     }
     Ok(())
+}
+
+/// Reclaims space while running: GC of dropped chunks past their grace, and
+/// the orphan scan for chunks a crashed or failed write left behind.
+async fn gc_loop(ns: Arc<Namespace>, every: std::time::Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let ns = ns.clone();
+        let orphan_grace = namespace::NamespaceConfig::new("").orphan_chunk_grace;
+        let res = tokio::task::spawn_blocking(move || -> Result<_, namespace::NsError> {
+            Ok((ns.run_gc()?, ns.scan_orphan_chunks(orphan_grace)?))
+        })
+        .await;
+        match res {
+            Ok(Ok((report, orphans))) if report.chunks_deleted > 0 || orphans > 0 => {
+                tracing::info!(?report, orphan_chunks_deleted = orphans, "gc pass");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "gc pass failed"),
+            Err(e) => tracing::warn!(error = %e, "gc task failed"),
+        }
+    }
 }

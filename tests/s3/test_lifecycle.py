@@ -135,3 +135,28 @@ def test_sigterm_lets_an_in_flight_download_finish(tmp_path):
         assert gw.proc.wait(timeout=30) in (0, -15)
     finally:
         gw.stop()
+
+
+def test_space_of_deleted_objects_is_reclaimed_while_running(tmp_path):
+    """The background GC deletes the chunk files of deleted objects once
+    their grace period passed, without a restart."""
+    config = tmp_path / "gateway.toml"
+    config.write_text("gc_interval_secs = 1\ngc_grace_secs = 0\n")
+    data_dir = tmp_path / "data"
+    gw = start_gateway(data_dir, tmp_path / "gateway.log", extra_args=["--config", str(config)])
+
+    def chunk_files():
+        return [p for p in (data_dir / "chunks").rglob("*") if p.is_file()]
+
+    try:
+        client = make_client(gw)
+        client.create_bucket(Bucket="reclaim")
+        client.put_object(Bucket="reclaim", Key="big", Body=random_bytes(9 * 1024 * 1024, seed=8))
+        assert len(chunk_files()) >= 3
+        client.delete_object(Bucket="reclaim", Key="big")
+        deadline = time.monotonic() + 20
+        while chunk_files() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert chunk_files() == [], "chunks of a deleted object were not reclaimed"
+    finally:
+        gw.stop()
