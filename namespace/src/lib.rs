@@ -36,5 +36,8 @@ pub use gc::{GcReport, IntegrityReport};
 pub use list::{ListEntry, ListPage, ListParams};
 pub use multipart::{CompletePart, CompletedUpload, PartInfo, UploadInfo};
 pub use ns::{Namespace, NamespaceConfig, RecoveryReport, ROOT_INO};
-pub use object::{ObjectInfo, ObjectReader, ObjectWriter, PutOptions, StagedObject, WriteCondition};
+pub use object::{
+    read_ahead_chunks, ObjectInfo, ObjectReader, ObjectWriter, PutOptions, StagedObject, WriteCondition,
+    READ_AHEAD_BYTES,
+};
 pub use record::{Checksum, Inode, Kind, ObjMeta};

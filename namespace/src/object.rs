@@ -17,8 +17,15 @@ use crate::record::{self, Dentry, Extent, Inode, Kind, ObjMeta, FLAG_AUTO_CREATE
 use crate::tx::Tx;
 use crate::{keys, Namespace, NsError, NsResult};
 
-/// Chunks a sequential object reader asks the kernel to fetch ahead.
-const READ_AHEAD_CHUNKS: usize = 2;
+/// Bytes a sequential object reader asks the kernel to fetch ahead of what
+/// it reads: 16 MiB. With 4 MiB chunks, two chunks ahead (8 MiB) left cold
+/// reads at 0.55-0.62 of a plain file; see `bench chunkstore`.
+pub const READ_AHEAD_BYTES: usize = 16 << 20;
+
+/// Chunks to fetch ahead for a chunk size (at least one).
+pub fn read_ahead_chunks(chunk_size_bytes: usize) -> usize {
+    (READ_AHEAD_BYTES / chunk_size_bytes.max(1)).max(1)
+}
 /// Times a read retries resolving a key whose inode was replaced meanwhile.
 const RESOLVE_ATTEMPTS_MAX: usize = 16;
 /// Symlinks followed when S3 resolves a key.
@@ -707,7 +714,7 @@ impl ObjectReader {
                 let last = ext.partition_point(|(off, _)| *off < end);
                 // Sequential readers: start fetching the chunk after this
                 // range while this one is read and sent.
-                for (_, next) in ext.iter().skip(last).take(READ_AHEAD_CHUNKS) {
+                for (_, next) in ext.iter().skip(last).take(read_ahead_chunks(self.ns.chunk_size_bytes())) {
                     self.ns.chunks.prefetch(next.chunk);
                 }
                 self.ns.fill_from_extents(&ext[first..last], offset, buf)?;
