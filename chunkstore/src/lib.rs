@@ -4,7 +4,7 @@
 //! Write protocol (the caller's part is in the namespace):
 //! 1. the caller allocates a chunk id that has never been used;
 //! 2. [`ChunkStore::write_chunk`] creates the file exclusively, writes header,
-//!    block checksums and data, and starts writeback;
+//!    block checksums and data, and starts writeback (not yet durable);
 //! 3. [`ChunkStore::barrier`] `fdatasync`s every chunk written since the last
 //!    barrier, then fsyncs every shard directory that gained a file, so the
 //!    bytes and the directory entries are durable;
