@@ -82,9 +82,7 @@ impl SledStore {
         let db = loop {
             match config.open() {
                 Ok(db) => break db,
-                Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && started.elapsed() < LOCK_WAIT_MAX =>
-                {
+                Err(sled::Error::Io(e)) if is_lock_busy(&e) && started.elapsed() < LOCK_WAIT_MAX => {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
                 Err(e) => return Err(engine(e)),
@@ -258,6 +256,13 @@ impl MetaStore for SledStore {
     fn size_on_disk_bytes(&self) -> Result<u64> {
         self.db.size_on_disk().map_err(engine)
     }
+}
+
+/// Whether an open failed because another handle still holds sled's file
+/// lock. sled 0.34.7 rewraps the EWOULDBLOCK from `try_lock` as
+/// `ErrorKind::Other` with this text, so the kind alone is not enough.
+fn is_lock_busy(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
 
 /// sled's range iterator misbehaves on inverted ranges; we answer them empty.

@@ -146,8 +146,25 @@ fn sled_synced_commits_and_ids_survive_reopen() {
     assert!(s.next_id().unwrap() > max_id, "ids are never reused across reopen");
 }
 
-/// Regression: reopening right after dropping a store used to fail with
-/// "could not acquire lock" while sled's flusher thread still held it.
+/// Regression: reopening while another handle still holds sled's lock
+/// (as sled's flusher thread does for a moment after a drop) used to fail
+/// at once with "could not acquire lock"; it now waits for the lock.
+#[test]
+fn sled_open_waits_for_a_held_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SledConfig::new(dir.path().join("meta"));
+    let first = SledStore::open(&cfg).unwrap();
+    put(&first, Tree::Sys, b"k", b"v");
+    first.sync().unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(first);
+    });
+    let second = SledStore::open(&cfg).expect("open waits until the first handle is gone");
+    releaser.join().unwrap();
+    assert_eq!(second.get(Tree::Sys, b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
 #[test]
 fn sled_reopens_immediately_after_drop() {
     let dir = tempfile::tempdir().unwrap();
