@@ -91,9 +91,8 @@ async fn gc_loop(ns: Arc<Namespace>, every: std::time::Duration, shutdown: Cance
             _ = tokio::time::sleep(every) => {}
         }
         let ns = ns.clone();
-        let orphan_grace = namespace::NamespaceConfig::new("").orphan_chunk_grace;
         let res = tokio::task::spawn_blocking(move || -> Result<_, namespace::NsError> {
-            Ok((ns.run_gc()?, ns.scan_orphan_chunks(orphan_grace)?))
+            Ok((ns.run_gc()?, ns.scan_orphan_chunks(ns.orphan_chunk_grace())?))
         })
         .await;
         match res {

@@ -93,6 +93,7 @@ impl Namespace {
         let now = self.now();
         let up = Upload {
             bucket: b.ino,
+            bucket_name: bucket.to_vec(),
             key: key.to_vec(),
             created: now,
             uid: caller.uid,
@@ -306,7 +307,7 @@ impl Namespace {
         let id = parse_upload_id(upload_id)?;
         let _lock = self.upload_locks.get(&id).lock().unwrap_or_else(|p| p.into_inner());
         let up = load_upload(self, &id)?;
-        let bucket_name = self.bucket_name(up.bucket)?;
+        let bucket_name = up.bucket_name.clone();
         if let UploadState::Completed { ino, .. } = &up.state {
             let current = self.resolve_key(caller, &bucket_name, &up.key).ok();
             return match current {
@@ -401,15 +402,5 @@ impl Namespace {
             self.reap_orphans()?;
         }
         Ok(CompletedUpload { info, repeated: false })
-    }
-
-    /// Name of a bucket directory.
-    pub(crate) fn bucket_name(&self, bucket_ino: u64) -> NsResult<Vec<u8>> {
-        for (name, b) in self.list_buckets()? {
-            if b.ino == bucket_ino {
-                return Ok(name);
-            }
-        }
-        Err(NsError::NotFound)
     }
 }

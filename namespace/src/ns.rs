@@ -188,6 +188,12 @@ impl Namespace {
         self.chunks.chunk_size_bytes()
     }
 
+    /// How old an unreferenced chunk must be before a periodic orphan scan
+    /// deletes it.
+    pub fn orphan_chunk_grace(&self) -> Duration {
+        self.cfg.orphan_chunk_grace
+    }
+
     /// Names hidden from S3 listings because they are not valid UTF-8.
     pub fn hidden_name_count(&self) -> u64 {
         self.hidden_names.load(Ordering::Relaxed)

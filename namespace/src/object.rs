@@ -616,9 +616,15 @@ impl Namespace {
                         return Ok(false);
                     }
                     last.dir.flags &= !(FLAG_S3_MARKER | FLAG_HAS_OBJMETA);
-                    last.dir.flags |= if last.dir.entries == 0 { FLAG_AUTO_CREATED } else { 0 };
                     last.dirty = true;
                     tx.del(Tree::ObjMeta, &keys::id(last.dir.ino))?;
+                    if last.dir.entries == 0 {
+                        // The marker was all that held it: remove it, as
+                        // deleting a file needs write access to its parent.
+                        let parent = &chain[chain.len() - 2].dir;
+                        access::check(caller, parent, W | X)?;
+                        remove_last_level(tx, &mut chain, now)?;
+                    }
                 }
             }
             prune_auto_dirs(tx, caller, &mut chain, now)?;
@@ -638,17 +644,22 @@ fn prune_auto_dirs(tx: &mut Tx<'_>, caller: &Caller, chain: &mut Vec<Level>, now
         if d.entries != 0 || !d.has(FLAG_AUTO_CREATED) || d.has(FLAG_S3_MARKER) {
             break;
         }
-        let level = chain.pop().expect("len > 1");
-        let parent = chain.last_mut().expect("len >= 1");
-        if access::check(caller, &parent.dir, W | X).is_err() {
-            // Not allowed to remove it: leave it, as rmdir would.
-            chain.push(level);
-            break;
+        if access::check(caller, &chain[chain.len() - 2].dir, W | X).is_err() {
+            break; // not allowed to remove it: leave it, as rmdir would
         }
-        let dentry = level.dentry.expect("non-bucket levels have a dentry");
-        remove_empty_dir(tx, &mut parent.dir, &level.name, &dentry, &level.dir, now)?;
-        parent.dirty = true;
+        remove_last_level(tx, chain, now)?;
     }
+    Ok(())
+}
+
+/// Removes the (empty) directory at the end of a key walk from its parent.
+fn remove_last_level(tx: &mut Tx<'_>, chain: &mut Vec<Level>, now: Nanos) -> NsResult<()> {
+    assert!(chain.len() > 1, "the bucket is never removed by a key walk");
+    let level = chain.pop().expect("len > 1");
+    let parent = chain.last_mut().expect("len >= 1");
+    let dentry = level.dentry.expect("non-bucket levels have a dentry");
+    remove_empty_dir(tx, &mut parent.dir, &level.name, &dentry, &level.dir, now)?;
+    parent.dirty = true;
     Ok(())
 }
 

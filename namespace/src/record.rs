@@ -196,6 +196,8 @@ pub enum UploadState {
 pub struct Upload {
     /// Bucket directory.
     pub bucket: u64,
+    /// Bucket name (completion publishes by name, like a PUT).
+    pub bucket_name: Vec<u8>,
     /// Object key.
     pub key: Vec<u8>,
     /// Creation time.

@@ -491,3 +491,28 @@ fn readers_racing_overwrites_always_get_a_whole_version() {
         }
     });
 }
+
+/// Regression: deleting a `dir/` marker used to flag the directory as
+/// auto-created so pruning would remove it; when pruning was refused, a
+/// directory NFS had made kept that flag and vanished with a later S3
+/// delete. Now the marker delete removes the empty directory itself, or
+/// fails with AccessDenied and changes nothing.
+#[test]
+fn refused_marker_delete_never_makes_an_nfs_directory_vanish() {
+    let (_d, ns, b) = fresh();
+    ns.setattr(&root(), b, &namespace::SetAttr { mode: Some(0o755), ..Default::default() }, None).unwrap();
+    let nfs_dir = ns.mkdir(&root(), b, b"d", 0o777).unwrap();
+    let bob = Caller::user(1001, 1001);
+    ns.put_object_bytes(&bob, b"bkt", b"d/", b"", PutOptions::default()).unwrap();
+    let r = ns.delete_object(&bob, b"bkt", b"d/");
+    assert!(matches!(r, Err(NsError::PermissionDenied)), "{r:?}");
+    assert!(ns.head_object(&root(), b"bkt", b"d/").is_ok(), "a refused delete keeps the marker");
+    put(&ns, "d/x", b"1");
+    ns.delete_object(&root(), b"bkt", b"d/x").unwrap();
+    assert_eq!(ns.lookup(&root(), b, b"d").unwrap().ino, nfs_dir.ino, "the NFS-made directory stays");
+    ns.delete_object(&root(), b"bkt", b"d/").unwrap();
+    assert!(
+        matches!(ns.lookup(&root(), b, b"d"), Err(NsError::NotFound)),
+        "an empty marker directory goes with its marker"
+    );
+}

@@ -13,7 +13,6 @@ use aws_sigv4::sign::v4;
 use http::{HeaderMap, Method, Uri};
 use namespace::Caller;
 use sha2::Digest;
-use subtle::ConstantTimeEq;
 
 use crate::error::S3Error;
 
@@ -295,10 +294,6 @@ fn resign(
     Ok(sig)
 }
 
-fn signatures_match(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
 /// Tries the canonical re-encoding of the path, then the raw path.
 fn verify_both_paths(
     uri: &Uri,
@@ -307,10 +302,10 @@ fn verify_both_paths(
 ) -> Result<(), S3Error> {
     let raw = uri.path();
     let canonical = canonical_path(raw);
-    if signatures_match(&sign_with(&canonical)?, want) {
+    if crate::auth_eq(&sign_with(&canonical)?, want) {
         return Ok(());
     }
-    if canonical != raw && signatures_match(&sign_with(raw)?, want) {
+    if canonical != raw && crate::auth_eq(&sign_with(raw)?, want) {
         return Ok(());
     }
     Err(S3Error::forbidden(
