@@ -23,6 +23,14 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "GATEWAY_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Address of the NFSv3 server (NFS, MOUNT and portmap on one port),
+    /// e.g. 0.0.0.0:2049; `off` disables it.
+    #[arg(long, env = "GATEWAY_NFS_LISTEN")]
+    pub nfs_listen: Option<String>,
+    /// Also answer portmap GETPORT on this address (e.g. 0.0.0.0:111), so
+    /// that a plain `mount gw:/bucket /mnt` works.
+    #[arg(long, env = "GATEWAY_PORTMAP_LISTEN")]
+    pub portmap_listen: Option<SocketAddr>,
     /// TOML configuration file; flags and environment override it.
     #[arg(long, env = "GATEWAY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -43,6 +51,21 @@ struct File {
     log_format: Option<String>,
     gc_interval_secs: Option<u64>,
     gc_grace_secs: Option<u64>,
+    nfs_listen: Option<String>,
+    portmap_listen: Option<String>,
+    nfs_in_flight_per_connection: Option<usize>,
+    nfs_export_defaults: Option<protocol_nfs::ExportOptions>,
+    #[serde(default)]
+    nfs_export: Vec<NamedExport>,
+}
+
+/// One `[[nfs_export]]` table: a path and its options.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct NamedExport {
+    path: String,
+    #[serde(flatten)]
+    options: protocol_nfs::ExportOptions,
 }
 
 /// The validated configuration.
@@ -68,10 +91,20 @@ pub struct Config {
     pub gc_interval: Duration,
     /// How long dropped chunks survive before GC deletes them.
     pub gc_grace: Duration,
+    /// NFS address; `None` when NFS is off.
+    pub nfs_listen: Option<SocketAddr>,
+    /// Extra portmap address (port 111).
+    pub portmap_listen: Option<SocketAddr>,
+    /// NFS server settings and exports.
+    pub nfs: protocol_nfs::NfsConfig,
 }
 
 /// Default S3 address.
 const DEFAULT_S3_LISTEN: &str = "127.0.0.1:9000";
+/// Default NFS address (the standard NFS port, loopback only until told).
+const DEFAULT_NFS_LISTEN: &str = "127.0.0.1:2049";
+/// Most NFS calls in flight per connection that the config may ask for.
+const NFS_IN_FLIGHT_MAX: usize = 4096;
 /// Default period of the background GC.
 const DEFAULT_GC_INTERVAL_SECS: u64 = 60;
 /// Default grace of dropped chunks (readers of replaced data finish first).
@@ -113,7 +146,35 @@ impl Config {
         if log_format != "text" && log_format != "json" {
             bail!("log_format: must be \"text\" or \"json\", got {log_format:?}");
         }
+        let nfs_text = args.nfs_listen.or(file.nfs_listen).unwrap_or_else(|| DEFAULT_NFS_LISTEN.into());
+        let nfs_listen = if nfs_text == "off" {
+            None
+        } else {
+            Some(nfs_text.parse().context("nfs_listen: not a socket address like 0.0.0.0:2049, nor \"off\"")?)
+        };
+        let portmap_listen = match args.portmap_listen {
+            Some(a) => Some(a),
+            None => file
+                .portmap_listen
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .context("portmap_listen: not a socket address like 0.0.0.0:111")?,
+        };
+        let in_flight = file.nfs_in_flight_per_connection.unwrap_or(128);
+        if in_flight == 0 || in_flight > NFS_IN_FLIGHT_MAX {
+            bail!("nfs_in_flight_per_connection: must be 1 to {NFS_IN_FLIGHT_MAX}, got {in_flight}");
+        }
+        let exports = protocol_nfs::Exports::new(
+            file.nfs_export_defaults.unwrap_or_default(),
+            file.nfs_export.into_iter().map(|e| (e.path, e.options)).collect(),
+        )
+        .context("nfs_export")?;
+        let nfs = protocol_nfs::NfsConfig { exports, in_flight_per_connection: in_flight, ..Default::default() };
         Ok(Config {
+            nfs_listen,
+            portmap_listen,
+            nfs,
             data_dir,
             s3_listen,
             tls,

@@ -1,10 +1,11 @@
-//! Wiring: open the namespace, bind the S3 listener, run until SIGTERM or
+//! Wiring: open the namespace, bind the S3 and NFS listeners, run until SIGTERM or
 //! Ctrl-C, drain within the deadline, flush the stores.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use namespace::{Caller, Namespace, NamespaceConfig};
+use protocol_nfs::NfsState;
 use protocol_s3::{Credential, Keyring, S3State};
 use tokio_util::sync::CancellationToken;
 
@@ -48,22 +49,51 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("S3 listening on {scheme}://{addr}");
+    let shutdown = CancellationToken::new();
+    let mut nfs_servers = Vec::new();
+    if let Some(nfs_addr) = cfg.nfs_listen {
+        let nfs_listener =
+            tokio::net::TcpListener::bind(nfs_addr).await.with_context(|| format!("nfs_listen: binding {nfs_addr}"))?;
+        let nfs_addr = nfs_listener.local_addr()?;
+        let nfs_state = Arc::new(NfsState::new(ns.clone(), cfg.nfs.clone(), nfs_addr.port()));
+        println!("NFS listening on {nfs_addr} (NFSv3, MOUNT v3 and portmap on one port)");
+        println!(
+            "  mount with: mount -t nfs -o vers=3,tcp,port={p},mountport={p},mountproto=tcp,nolock HOST:/BUCKET /mnt",
+            p = nfs_addr.port()
+        );
+        if let Some(pm) = cfg.portmap_listen {
+            let pm_listener =
+                tokio::net::TcpListener::bind(pm).await.with_context(|| format!("portmap_listen: binding {pm}"))?;
+            println!("Portmap listening on {}", pm_listener.local_addr()?);
+            nfs_servers.push(tokio::spawn(protocol_nfs::serve(pm_listener, nfs_state.clone(), shutdown.clone())));
+        }
+        nfs_servers.push(tokio::spawn(protocol_nfs::serve(nfs_listener, nfs_state, shutdown.clone())));
+    }
     use std::io::Write;
     std::io::stdout().flush()?;
-    let shutdown = CancellationToken::new();
     let server = tokio::spawn(protocol_s3::serve(listener, tls, state, shutdown.clone()));
     let gc = tokio::spawn(gc_loop(ns.clone(), cfg.gc_interval, shutdown.clone()));
     wait_for_signal().await?;
     tracing::info!(deadline_secs = cfg.shutdown_deadline.as_secs(), "shutting down: draining requests");
     shutdown.cancel();
     let tracker = server.await?;
+    let mut nfs_trackers = Vec::new();
+    for s in nfs_servers {
+        nfs_trackers.push(s.await?);
+    }
     let second = tokio::spawn(async {
         // A second signal exits at once; everything acknowledged is durable.
         let _ = wait_for_signal().await;
         tracing::warn!("second signal: exiting without waiting");
         std::process::exit(1);
     });
-    if tokio::time::timeout(cfg.shutdown_deadline, tracker.wait()).await.is_err() {
+    let drain = async {
+        tracker.wait().await;
+        for t in &nfs_trackers {
+            t.wait().await;
+        }
+    };
+    if tokio::time::timeout(cfg.shutdown_deadline, drain).await.is_err() {
         tracing::warn!("drain deadline passed with requests in flight");
     }
     second.abort();

@@ -35,16 +35,19 @@ pub struct SledConfig {
     pub path: PathBuf,
     /// Page cache budget. sled's RSS runs 2-3x this, so budget accordingly.
     pub cache_capacity_bytes: u64,
-    /// Period of sled's own background flush. Our durability does not depend
-    /// on it (every acknowledgement waits for [`MetaStore::sync`]); it only
-    /// bounds how much unsynced work a crash between barriers can drop.
-    pub flush_every_ms: u64,
+    /// Period of sled's own background flush; `None` (the default) turns it
+    /// off. Durability never depends on it (every acknowledgement waits for
+    /// [`MetaStore::sync`]), and leaving it off means metadata is fsync'd
+    /// only by our barrier, which the namespace runs after the chunk
+    /// barrier: extents of unstable NFS writes never become durable
+    /// before their chunks through a background flush.
+    pub flush_every_ms: Option<u64>,
 }
 
 impl SledConfig {
-    /// Defaults sized for a storage node: 256 MiB cache, 1 s background flush.
+    /// Defaults sized for a storage node: 256 MiB cache, no background flush.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        SledConfig { path: path.into(), cache_capacity_bytes: 256 << 20, flush_every_ms: 1000 }
+        SledConfig { path: path.into(), cache_capacity_bytes: 256 << 20, flush_every_ms: None }
     }
 }
 
@@ -73,7 +76,7 @@ impl SledStore {
             .path(&cfg.path)
             .cache_capacity(cfg.cache_capacity_bytes)
             .mode(sled::Mode::LowSpace)
-            .flush_every_ms(Some(cfg.flush_every_ms))
+            .flush_every_ms(cfg.flush_every_ms)
             .use_compression(false);
         // sled's flusher thread keeps the file lock for a moment after the
         // last handle of a previous open is dropped; wait for it (bounded)

@@ -100,6 +100,15 @@ impl Namespace {
     /// Writes `data` at `offset` and makes it durable before returning
     /// (FILE_SYNC semantics). Returns the inode after the write.
     pub fn write(&self, caller: &Caller, ino: u64, offset: u64, data: &[u8]) -> NsResult<Inode> {
+        self.write_with(caller, ino, offset, data, Stability::Durable)
+    }
+
+    /// Writes `data` at `offset` with the given stability. An unstable
+    /// write is visible to every reader (both protocols) when it returns,
+    /// but neither its chunks nor its metadata are fsync'd: the next
+    /// barrier (any durable operation, or [`Namespace::sync`], which NFS
+    /// COMMIT calls) syncs the chunks first and the metadata after them.
+    pub fn write_with(&self, caller: &Caller, ino: u64, offset: u64, data: &[u8], how: Stability) -> NsResult<Inode> {
         let end = offset
             .checked_add(data.len() as u64)
             .filter(|&e| e <= FILE_SIZE_BYTES_MAX)
@@ -108,8 +117,9 @@ impl Namespace {
         let n = self.getattr(ino)?;
         require_file(&n)?;
         access::check_data(caller, &n, W)?;
-        let staged = self.stage_chunks(data)?;
-        let result = self.commit_write(caller, ino, offset, end, &staged);
+        let durable = how == Stability::Durable;
+        let staged = self.stage_chunks_with(data, durable)?;
+        let result = self.commit_write(caller, ino, offset, end, &staged, durable);
         self.unstage(&staged, result.is_err());
         result
     }
@@ -121,6 +131,7 @@ impl Namespace {
         offset: u64,
         end: u64,
         staged: &[(u64, Extent)],
+        durable: bool,
     ) -> NsResult<Inode> {
         let _lock = self.extent_locks.get(ino).write().unwrap_or_else(|p| p.into_inner());
         let old = self.extents_overlapping(ino, offset, end)?;
@@ -147,20 +158,26 @@ impl Namespace {
             tx.put_inode(&n)?;
             Ok(n)
         })?;
-        self.commit_barrier()?;
+        if durable {
+            self.commit_barrier()?;
+        }
         Ok(updated)
     }
 
     /// Writes `data` into fresh chunks (durable, directory entries too) and
     /// returns their extents at offsets relative to the start of `data`.
     /// The chunks are registered as staging until [`Namespace::unstage`].
-    pub(crate) fn stage_chunks(&self, data: &[u8]) -> NsResult<Vec<(u64, Extent)>> {
+    /// Without `durable` the chunks stay in the chunk store's pending set
+    /// for the next barrier.
+    fn stage_chunks_with(&self, data: &[u8], durable: bool) -> NsResult<Vec<(u64, Extent)>> {
         let mut out = Vec::new();
         let res = (|| {
             for (i, piece) in data.chunks(self.chunks.chunk_size_bytes()).enumerate() {
                 out.push((i as u64 * self.chunks.chunk_size_bytes() as u64, self.stage_one(piece)?));
             }
-            self.chunks.barrier()?;
+            if durable {
+                self.chunks.barrier()?;
+            }
             Ok(())
         })();
         if let Err(e) = res {
@@ -197,6 +214,15 @@ impl Namespace {
             }
         }
     }
+}
+
+/// How durable a write must be when it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stability {
+    /// Data and metadata are on stable storage (NFS FILE_SYNC, S3).
+    Durable,
+    /// Visible at once, durable at the next barrier (NFS UNSTABLE).
+    Unstable,
 }
 
 /// Data I/O is for regular files only.

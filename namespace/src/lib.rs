@@ -30,12 +30,13 @@ mod tx;
 
 pub use access::Caller;
 pub use clock::{Clock, ManualClock, Nanos, SystemClock};
+pub use data::Stability;
 pub use dirops::{CreateMode, DirEntry, SetAttr, SetTime};
 pub use error::{NsError, NsResult};
 pub use gc::{GcReport, IntegrityReport};
 pub use list::{ListEntry, ListPage, ListParams};
 pub use multipart::{CompletePart, CompletedUpload, PartInfo, UploadInfo};
-pub use ns::{Namespace, NamespaceConfig, RecoveryReport, ROOT_INO};
+pub use ns::{FsStats, Namespace, NamespaceConfig, RecoveryReport, ROOT_INO};
 pub use object::{
     read_ahead_chunks, ObjectInfo, ObjectReader, ObjectWriter, PutOptions, StagedObject, WriteCondition,
     READ_AHEAD_BYTES,

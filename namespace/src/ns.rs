@@ -206,6 +206,22 @@ impl Namespace {
         Ok(())
     }
 
+    /// Space and file counts of the volume holding the data directory
+    /// (NFS FSSTAT, metrics).
+    pub fn fs_stats(&self) -> NsResult<FsStats> {
+        let st = nix::sys::statvfs::statvfs(&self.cfg.data_dir)
+            .map_err(|e| NsError::Internal(format!("statvfs {}: {e}", self.cfg.data_dir.display())))?;
+        let frag = st.fragment_size() as u64;
+        Ok(FsStats {
+            total_bytes: st.blocks() as u64 * frag,
+            free_bytes: st.blocks_free() as u64 * frag,
+            avail_bytes: st.blocks_available() as u64 * frag,
+            total_files: st.files() as u64,
+            free_files: st.files_free() as u64,
+            avail_files: st.files_available() as u64,
+        })
+    }
+
     /// A strictly increasing timestamp: wall time, or one nanosecond after
     /// the previous stamp if the wall clock has not moved (or went back), so
     /// every change moves mtime/ctime and client caches notice.
@@ -237,7 +253,14 @@ impl Namespace {
     }
 
     /// Commits are made durable by this barrier before any reply.
+    ///
+    /// Invariant: metadata is only ever fsync'd here (and in
+    /// [`Namespace::sync`]), always after the chunk barrier, so chunks
+    /// written by unstable writes are durable before the extents that
+    /// point at them. The chunk barrier is one lock and an empty swap when
+    /// nothing is pending.
     pub(crate) fn commit_barrier(&self) -> NsResult<()> {
+        self.chunks.barrier()?;
         Ok(self.meta.sync()?)
     }
 
@@ -253,6 +276,23 @@ impl Namespace {
         }
         Ok(inode)
     }
+}
+
+/// Capacity of the data volume, from `statvfs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FsStats {
+    /// Size of the volume.
+    pub total_bytes: u64,
+    /// Free bytes (root included).
+    pub free_bytes: u64,
+    /// Bytes available to the gateway's user.
+    pub avail_bytes: u64,
+    /// File slots on the volume (each chunk is a file).
+    pub total_files: u64,
+    /// Free file slots.
+    pub free_files: u64,
+    /// File slots available to the gateway's user.
+    pub avail_files: u64,
 }
 
 /// A fresh inode record.

@@ -1,12 +1,30 @@
-//! The NFSv3 front door (issue #4), in progress.
+//! The NFSv3 front door (RFC 1813): ONC-RPC over TCP (RFC 5531) carrying
+//! NFS v3, MOUNT v3 and a minimal portmapper, all on one port.
 //!
-//! What exists: the ONC-RPC layer ([`rpc`]): record marking with
-//! multi-fragment records and a cap checked before anything is allocated,
-//! and call-header decoding (AUTH_NONE, AUTH_SYS with bounded credentials)
-//! with the replies the protocol requires for bad calls. The NFS and MOUNT
-//! procedures, handles, exports and the server loop come next.
+//! - [`rpc`]: record marking with a size cap checked before allocation,
+//!   call headers with bounded AUTH_SYS credentials.
+//! - [`args`]: bounded argument decoding (`nfs3_types`' decoder trusts
+//!   lengths); replies are `nfs3_types` structs.
+//! - [`nfs`]: the 22 procedures over `namespace::Namespace`; [`mount`]:
+//!   MOUNT and portmap.
+//! - [`handle`]: persistent handles (fsid, export, inode, generation).
+//! - [`exports`]: allow-lists, squashing, read-only and sync options.
+//! - [`drc`]: the duplicate request cache that replays replies.
+//! - [`server`]: accept loop and connections with bounded concurrency.
 //!
-//! API boundary: this crate is the only one that knows XDR; it will see the
-//! namespace through `namespace::Namespace` and `NsError` only.
+//! API boundary: this crate is the only one that knows XDR; it sees the
+//! namespace through `Namespace` and `NsError` only.
 
+pub mod args;
+pub mod drc;
+pub mod exports;
+pub mod handle;
+pub mod mount;
+pub mod nfs;
 pub mod rpc;
+pub mod server;
+pub mod state;
+
+pub use exports::{ExportError, ExportOptions, Exports, Squash};
+pub use server::serve;
+pub use state::{NfsConfig, NfsState};

@@ -32,6 +32,24 @@ impl<'a> XdrReader<'a> {
         self.pos += 4;
         Ok(u32::from_be_bytes(b.try_into().expect("4 bytes")))
     }
+    /// A big-endian u64 (XDR hyper).
+    pub fn u64(&mut self) -> Result<u64, XdrError> {
+        Ok(((self.u32()? as u64) << 32) | self.u32()? as u64)
+    }
+    /// An XDR bool: 0 or 1, anything else is malformed.
+    pub fn bool(&mut self) -> Result<bool, XdrError> {
+        match self.u32()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(XdrError("bool other than 0 or 1")),
+        }
+    }
+    /// Fixed-length opaque data of `N` bytes (N a multiple of 4).
+    pub fn fixed<const N: usize>(&mut self) -> Result<[u8; N], XdrError> {
+        let b = self.buf.get(self.pos..self.pos + N).ok_or(XdrError("truncated fixed opaque"))?;
+        self.pos += N.div_ceil(4) * 4;
+        Ok(b.try_into().expect("N bytes"))
+    }
     /// Variable-length opaque data of at most `max` bytes (plus padding).
     pub fn opaque(&mut self, max: usize) -> Result<&'a [u8], XdrError> {
         let len = self.u32()? as usize;

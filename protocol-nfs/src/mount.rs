@@ -1,0 +1,119 @@
+//! MOUNT v3 (RFC 1813 appendix I) and a minimal portmapper (RFC 1833
+//! version 2: NULL, GETPORT, DUMP) on the NFS port.
+//!
+//! MNT matches exports on whole path components (`/data` never matches
+//! `/database`) and checks the client allow-list. UMNT and UMNTALL return
+//! void: no status word (a peer's extra word broke strict clients). No
+//! mount table is kept, so DUMP is empty; nothing here can block MNT.
+
+use std::net::IpAddr;
+
+use namespace::ROOT_INO;
+use nfs3_types::mount::{dirpath, export_node, fhandle3, mountres3, mountres3_ok, mountstat3, name};
+use nfs3_types::portmap::{mapping, IPPROTO_TCP};
+use nfs3_types::xdr_codec::{List, Opaque, Pack};
+
+use crate::args::Args;
+use crate::exports::canonical_path;
+use crate::handle::FileHandle;
+use crate::rpc::AcceptStat;
+use crate::state::NfsState;
+
+/// MOUNT's program number.
+pub const MOUNT_PROGRAM: u32 = 100_005;
+/// NFS's program number.
+pub const NFS_PROGRAM: u32 = 100_003;
+/// Portmapper's program number.
+pub const PORTMAP_PROGRAM: u32 = 100_000;
+/// AUTH_SYS, the flavour MNT advertises.
+const AUTH_SYS: u32 = 1;
+
+fn pack(v: &impl Pack) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.packed_size());
+    v.pack(&mut out).expect("packing into a Vec cannot fail");
+    out
+}
+
+/// Serves MOUNT procedure `proc_`.
+pub fn mount_call(st: &NfsState, client: IpAddr, proc_: u32, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    match proc_ {
+        0 => Ok(Vec::new()),
+        1 => {
+            let path = a.mount_path().map_err(|_| AcceptStat::GarbageArgs)?;
+            Ok(pack(&mnt(st, client, &path)))
+        }
+        // DUMP: an empty mount list.
+        2 => Ok(pack(&List::<nfs3_types::mount::mountbody<'_, '_>>(Vec::new()))),
+        3 => {
+            a.mount_path().map_err(|_| AcceptStat::GarbageArgs)?;
+            Ok(Vec::new())
+        }
+        4 => Ok(Vec::new()),
+        5 => Ok(pack(&exports(st))),
+        _ => Err(AcceptStat::ProcUnavail),
+    }
+}
+
+fn mnt(st: &NfsState, client: IpAddr, path: &[u8]) -> mountres3<'static> {
+    let Some(canon) = canonical_path(path) else {
+        return mountres3::Err(mountstat3::MNT3ERR_NOENT);
+    };
+    let root = if canon == b"/" { st.ns.getattr(ROOT_INO) } else { st.ns.bucket(&canon[1..]) };
+    let root = match root {
+        Ok(r) => r,
+        Err(_) => return mountres3::Err(mountstat3::MNT3ERR_NOENT),
+    };
+    if canon != b"/" {
+        st.note_bucket(root.ino, &canon[1..]);
+    }
+    if !st.cfg.exports.options(&canon).allows(client) {
+        tracing::info!(%client, path = %String::from_utf8_lossy(&canon), "MNT refused by the client allow-list");
+        return mountres3::Err(mountstat3::MNT3ERR_ACCES);
+    }
+    let fh = FileHandle { fsid: st.ns.fsid(), export: root.ino, ino: root.ino, generation: root.generation };
+    mountres3::Ok(mountres3_ok { fhandle: fhandle3(Opaque::owned(fh.encode())), auth_flavors: vec![AUTH_SYS] })
+}
+
+fn exports(st: &NfsState) -> List<export_node<'static, 'static>> {
+    let mut paths = vec![b"/".to_vec()];
+    if let Ok(buckets) = st.ns.list_buckets() {
+        paths.extend(buckets.into_iter().map(|(n, _)| [b"/", &n[..]].concat()));
+    }
+    List(
+        paths
+            .into_iter()
+            .map(|p| {
+                let groups =
+                    st.cfg.exports.options(&p).clients.iter().map(|c| name(Opaque::owned(c.to_string().into_bytes())));
+                export_node { ex_dir: dirpath(Opaque::owned(p.clone())), ex_groups: List(groups.collect()) }
+            })
+            .collect(),
+    )
+}
+
+/// Serves portmapper procedure `proc_`: NFS 3 and MOUNT 3 over TCP are
+/// on our port; everything else is unregistered (port 0).
+pub fn portmap_call(st: &NfsState, proc_: u32, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    let ours = |prog: u32, vers: u32, prot: u32| {
+        prot == IPPROTO_TCP && vers == 3 && (prog == NFS_PROGRAM || prog == MOUNT_PROGRAM)
+    };
+    match proc_ {
+        0 => Ok(Vec::new()),
+        3 => {
+            let g = |a: &mut Args<'_>| a.u32().map_err(|_| AcceptStat::GarbageArgs);
+            let (prog, vers, prot, _port) = (g(a)?, g(a)?, g(a)?, g(a)?);
+            let port = if ours(prog, vers, prot) { st.port as u32 } else { 0 };
+            Ok(port.to_be_bytes().to_vec())
+        }
+        4 => {
+            let list = [NFS_PROGRAM, MOUNT_PROGRAM].map(|prog| mapping {
+                prog,
+                vers: 3,
+                prot: IPPROTO_TCP,
+                port: st.port as u32,
+            });
+            Ok(pack(&List(list.to_vec())))
+        }
+        _ => Err(AcceptStat::ProcUnavail),
+    }
+}

@@ -1,0 +1,178 @@
+//! The TCP server: accept loop, per-connection reader and writer, and the
+//! RPC dispatch to NFS, MOUNT and portmap.
+//!
+//! Per connection, a reader takes a permit from a semaphore **before** it
+//! reads the next record, so when `in_flight_per_connection` calls are
+//! running the socket is simply not read and TCP pushes back; no call is
+//! ever refused for load. Calls run on the blocking pool (the namespace
+//! fsyncs) and may finish out of order; a writer task sends their replies.
+//! A malformed record closes only its own connection; a panicking handler
+//! is answered `SYSTEM_ERR` and its DRC entry released. On shutdown the
+//! reader stops, in-flight calls finish and their replies are flushed.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::args::Args;
+use crate::drc::{DrcKey, Lookup};
+use crate::mount::{mount_call, portmap_call, MOUNT_PROGRAM, NFS_PROGRAM, PORTMAP_PROGRAM};
+use crate::nfs::{non_idempotent, proc_name, Ctx};
+use crate::rpc::{decode_call, frame_reply, read_record, AcceptStat, Call, Reply, RECORD_BYTES_MAX};
+use crate::state::NfsState;
+
+/// Pause after a failed accept (EMFILE, ENFILE, ECONNABORTED...).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves NFS, MOUNT and portmap on `listener` until `shutdown`; returns
+/// the tracker of the connections, closed, to wait on for the drain.
+pub async fn serve(listener: TcpListener, state: Arc<NfsState>, shutdown: CancellationToken) -> TaskTracker {
+    let tracker = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(state.cfg.connections_max.max(1)));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "NFS accept failed; pausing");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let (state, shutdown) = (state.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            let _permit = permit;
+            connection(stream, peer.ip(), state, shutdown).await;
+        });
+    }
+    tracker.close();
+    tracker
+}
+
+async fn connection(stream: TcpStream, client: IpAddr, state: Arc<NfsState>, shutdown: CancellationToken) {
+    let (mut rd, mut wr) = stream.into_split();
+    let in_flight = state.cfg.in_flight_per_connection.max(1);
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(in_flight);
+    let writer = tokio::spawn(async move {
+        while let Some(reply) = rx.recv().await {
+            if wr.write_all(&reply).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let slots = Arc::new(Semaphore::new(in_flight));
+    let calls = TaskTracker::new();
+    loop {
+        let slot = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            s = slots.clone().acquire_owned() => s.expect("semaphore never closed"),
+        };
+        let record = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = read_record(&mut rd, RECORD_BYTES_MAX) => r,
+        };
+        let record = match record {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(%client, error = %e, "closing NFS connection");
+                break;
+            }
+        };
+        let call = match decode_call(&record) {
+            Ok(c) => c,
+            Err(e) => match Reply::for_error(&e) {
+                Some(reply) => {
+                    let _ = tx.send(frame_reply(&reply)).await;
+                    continue;
+                }
+                None => {
+                    tracing::debug!(%client, error = %e, "unparseable RPC; closing the connection");
+                    break;
+                }
+            },
+        };
+        let (state, tx) = (state.clone(), tx.clone());
+        calls.spawn(async move {
+            let _slot = slot;
+            if let Some(reply) = execute(state, client, call, record).await {
+                let _ = tx.send(frame_reply(&reply)).await;
+            }
+        });
+    }
+    calls.close();
+    calls.wait().await;
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// Runs one call; `None` means send nothing (a duplicate still running).
+async fn execute(state: Arc<NfsState>, client: IpAddr, call: Call, record: Vec<u8>) -> Option<Vec<u8>> {
+    let xid = call.xid;
+    match (call.prog, call.vers) {
+        (NFS_PROGRAM, 3) | (MOUNT_PROGRAM, 3) | (PORTMAP_PROGRAM, 2) => {}
+        (NFS_PROGRAM, _) | (MOUNT_PROGRAM, _) => return Some(Reply::prog_mismatch(xid, 3, 3)),
+        (PORTMAP_PROGRAM, _) => return Some(Reply::prog_mismatch(xid, 2, 2)),
+        // NLM (100021), NFS_ACL (100227) and the rest: not served
+        // (clients mount with `nolock`).
+        _ => return Some(Reply::accepted(xid, AcceptStat::ProgUnavail, &[])),
+    }
+    let cached = call.prog == NFS_PROGRAM && non_idempotent(call.proc_);
+    let key = cached.then(|| {
+        DrcKey::new(client, xid, call.prog, call.vers, call.proc_, &record[call.args_offset.min(record.len())..])
+    });
+    if let Some(k) = &key {
+        match state.drc.begin(k.clone()) {
+            Lookup::Execute => {}
+            Lookup::Drop => return None,
+            Lookup::Replay(bytes) => return Some((*bytes).clone()),
+        }
+    }
+    let started = std::time::Instant::now();
+    let st = state.clone();
+    let prog = call.prog;
+    let proc_ = call.proc_;
+    let result = tokio::task::spawn_blocking(move || {
+        let mut args = Args::new(&record, call.args_offset);
+        match prog {
+            NFS_PROGRAM => Ctx::new(&st, client, &call.cred).call(proc_, &mut args),
+            MOUNT_PROGRAM => mount_call(&st, client, proc_, &mut args),
+            _ => portmap_call(&st, proc_, &mut args),
+        }
+    })
+    .await;
+    let reply = match result {
+        Ok(Ok(body)) => Reply::accepted(xid, AcceptStat::Success, &body),
+        Ok(Err(stat)) => Reply::accepted(xid, stat, &[]),
+        Err(e) => {
+            tracing::error!(%client, xid, proc = proc_name(proc_), error = %e, "NFS handler failed");
+            if let Some(k) = &key {
+                state.drc.forget(k);
+            }
+            return Some(Reply::accepted(xid, AcceptStat::SystemErr, &[]));
+        }
+    };
+    if prog == NFS_PROGRAM {
+        tracing::debug!(%client, xid, proc = proc_name(proc_), micros = started.elapsed().as_micros() as u64, "nfs call");
+    }
+    if let Some(k) = &key {
+        let reply = Arc::new(reply);
+        state.drc.complete(k, reply.clone());
+        return Some((*reply).clone());
+    }
+    Some(reply)
+}
