@@ -28,7 +28,7 @@ impl W {
     fn opaque(mut self, d: &[u8]) -> Self {
         self = self.u32(d.len() as u32);
         self.0.extend_from_slice(d);
-        while self.0.len() % 4 != 0 {
+        while !self.0.len().is_multiple_of(4) {
             self.0.push(0);
         }
         self
