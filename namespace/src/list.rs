@@ -298,7 +298,18 @@ impl Namespace {
                 break;
             }
             page.next_start_after = Some(item.key.clone());
-            page.entries.push(ListEntry::Object { key: item.key, info: Box::new(self.object_info(inode)?) });
+            let info = match self.object_info(inode) {
+                // Replaced while we walked: list the version there now.
+                Err(NsError::Stale) => {
+                    match self.resolve_key(caller, bucket, &item.key).and_then(|n| self.object_info(n)) {
+                        Ok(info) => info,
+                        Err(NsError::Stale | NsError::NotFound) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                other => other?,
+            };
+            page.entries.push(ListEntry::Object { key: item.key, info: Box::new(info) });
         }
         if !page.truncated {
             page.next_start_after = None;

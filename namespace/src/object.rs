@@ -502,6 +502,10 @@ impl Namespace {
             if inode.has(FLAG_HAS_OBJMETA) { self.meta.get(Tree::ObjMeta, &keys::id(inode.ino))? } else { None };
         let meta: Option<ObjMeta> = match stored {
             Some(v) => Some(record::decode("objmeta", &v)?),
+            // The flag says a record exists, so the inode was replaced (and
+            // its record deleted) after the caller read it: answering with
+            // a synthetic ETag would name content the caller never saw.
+            None if inode.has(FLAG_HAS_OBJMETA) => return Err(NsError::Stale),
             None => None,
         };
         let mut meta = meta.unwrap_or_default();
