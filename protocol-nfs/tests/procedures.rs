@@ -548,3 +548,23 @@ async fn root_export_mkdir_makes_buckets_only_with_valid_names() {
     assert_eq!(names, [".", "..", "data", "new-bucket"]);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_only_knows_the_portmapper_finds_nfs_and_mount() {
+    use nfs3_client::nfs3_types::rpc::{auth_unix, opaque_auth};
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), open_exports()).await;
+    // No NFS or MOUNT port given: the client asks portmap GETPORT, which
+    // answers on the same port (or on 111 with --portmap-listen).
+    let conn = nfs3_client::Nfs3ConnectionBuilder::new(nfs3_client::tokio::TokioConnector, "127.0.0.1", "/data")
+        .connect_from_privileged_port(false)
+        .portmapper_port(s.addr.port())
+        .credential(opaque_auth::auth_unix(&auth_unix::default()))
+        .mount()
+        .await
+        .expect("mount through the portmapper");
+    let root = conn.root_nfs_fh3();
+    let mut c = conn.into_nfs3_client();
+    assert_eq!(getattr(&mut c, &root).await.unwrap().obj_attributes.type_, ftype3::NF3DIR);
+    s.stop().await;
+}
