@@ -311,9 +311,12 @@ impl Namespace {
         if let UploadState::Completed { ino, .. } = &up.state {
             let current = self.resolve_key(caller, &bucket_name, &up.key).ok();
             return match current {
-                Some(inode) if inode.ino == *ino => {
-                    Ok(CompletedUpload { info: self.object_info(inode)?, repeated: true })
-                }
+                Some(inode) if inode.ino == *ino => match self.object_info(inode) {
+                    Ok(info) => Ok(CompletedUpload { info, repeated: true }),
+                    // Overwritten since the resolve: as if it had been before.
+                    Err(NsError::Stale) => Err(NsError::NoSuchUpload),
+                    Err(e) => Err(e),
+                },
                 _ => Err(NsError::NoSuchUpload),
             };
         }

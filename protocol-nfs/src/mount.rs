@@ -11,11 +11,12 @@ use std::net::IpAddr;
 use namespace::ROOT_INO;
 use nfs3_types::mount::{dirpath, export_node, fhandle3, mountres3, mountres3_ok, mountstat3, name};
 use nfs3_types::portmap::{mapping, IPPROTO_TCP};
-use nfs3_types::xdr_codec::{List, Opaque, Pack};
+use nfs3_types::xdr_codec::{List, Opaque};
 
 use crate::args::Args;
 use crate::exports::canonical_path;
 use crate::handle::FileHandle;
+use crate::nfs::pack;
 use crate::rpc::AcceptStat;
 use crate::state::NfsState;
 
@@ -27,12 +28,6 @@ pub const NFS_PROGRAM: u32 = 100_003;
 pub const PORTMAP_PROGRAM: u32 = 100_000;
 /// AUTH_SYS, the flavour MNT advertises.
 const AUTH_SYS: u32 = 1;
-
-fn pack(v: &impl Pack) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.packed_size());
-    v.pack(&mut out).expect("packing into a Vec cannot fail");
-    out
-}
 
 /// Serves MOUNT procedure `proc_`.
 pub fn mount_call(st: &NfsState, client: IpAddr, proc_: u32, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {

@@ -151,7 +151,8 @@ fn to_setattr(s: &Sattr) -> SetAttr {
     SetAttr { mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, atime: set_time(s.atime), mtime: set_time(s.mtime) }
 }
 
-fn pack(v: &impl Pack) -> Vec<u8> {
+/// Packs a reply body (`nfs3_types`' encoder) into a fresh buffer.
+pub(crate) fn pack(v: &impl Pack) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.packed_size());
     v.pack(&mut out).expect("packing into a Vec cannot fail");
     out
@@ -175,8 +176,14 @@ pub struct Ctx<'s> {
 
 type Res<T> = Result<T, nfsstat3>;
 
-/// A directory entry ready for a reply: name, cookie, inode.
-type Listed = (Vec<u8>, u64, Inode);
+/// A directory entry ready for a reply.
+struct Listed {
+    name: Vec<u8>,
+    cookie: u64,
+    ino: u64,
+    /// Read only for READDIRPLUS, which returns attributes and a handle.
+    inode: Option<Inode>,
+}
 
 fn garbage(_: XdrError) -> AcceptStat {
     AcceptStat::GarbageArgs
@@ -303,27 +310,14 @@ impl<'s> Ctx<'s> {
         self.wcc_of_raw(raw).after
     }
 
-    fn check_name(name: &[u8]) -> Res<()> {
-        if name.len() > NAME_LEN_BYTES_MAX {
-            return Err(nfsstat3::NFS3ERR_NAMETOOLONG);
-        }
-        Ok(())
-    }
-
     fn lookup(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
         let op = a.dirop().map_err(garbage)?;
         let out = (|| {
             let d = self.resolve(&op.dir)?;
-            Self::check_name(&op.name)?;
-            if op.name.is_empty() {
-                return Err(nfsstat3::NFS3ERR_INVAL);
-            }
             // The export root's parent is itself: a client cannot walk out.
-            let child = if op.name == b".." && d.inode.ino == d.fh.export {
-                self.st.ns.lookup(&d.caller, d.inode.ino, b".").map_err(|e| nfsstat(&e))?
-            } else {
-                self.st.ns.lookup(&d.caller, d.inode.ino, &op.name).map_err(|e| nfsstat(&e))?
-            };
+            let name: &[u8] = if op.name == b".." && d.inode.ino == d.fh.export { b"." } else { &op.name };
+            // Names are validated by the namespace (INVAL, NAMETOOLONG).
+            let child = self.st.ns.lookup(&d.caller, d.inode.ino, name).map_err(|e| nfsstat(&e))?;
             Ok((d, child))
         })();
         let res: t::LOOKUP3res = match out {
@@ -494,7 +488,6 @@ impl<'s> Ctx<'s> {
         let out = (|| {
             let d = self.resolve(&op.dir)?;
             self.writable(&d)?;
-            Self::check_name(&op.name)?;
             let (mode, ns_how, sattr) = match how {
                 CreateHow::Unchecked(s) => (s.mode.unwrap_or(0o644), CreateMode::Unchecked, Some(s)),
                 CreateHow::Guarded(s) => (s.mode.unwrap_or(0o644), CreateMode::Guarded, Some(s)),
@@ -517,7 +510,6 @@ impl<'s> Ctx<'s> {
         let out = (|| {
             let d = self.resolve(&op.dir)?;
             self.writable(&d)?;
-            Self::check_name(&op.name)?;
             let n =
                 self.st.ns.mkdir(&d.caller, d.inode.ino, &op.name, s.mode.unwrap_or(0o755)).map_err(|e| nfsstat(&e))?;
             let n = self.apply_rest(&d.caller, n, &s)?;
@@ -533,7 +525,6 @@ impl<'s> Ctx<'s> {
         let out = (|| {
             let d = self.resolve(&op.dir)?;
             self.writable(&d)?;
-            Self::check_name(&op.name)?;
             let n = self
                 .st
                 .ns
@@ -565,7 +556,6 @@ impl<'s> Ctx<'s> {
         let out = (|| {
             let d = self.resolve(&op.dir)?;
             self.writable(&d)?;
-            Self::check_name(&op.name)?;
             let r = if dir_op {
                 self.st.ns.rmdir(&d.caller, d.inode.ino, &op.name)
             } else {
@@ -600,8 +590,6 @@ impl<'s> Ctx<'s> {
             if s.fh.export != d.fh.export {
                 return Err(nfsstat3::NFS3ERR_XDEV);
             }
-            Self::check_name(&from.name)?;
-            Self::check_name(&to.name)?;
             self.st.ns.rename(&s.caller, s.inode.ino, &from.name, d.inode.ino, &to.name).map_err(|e| nfsstat(&e))
         })();
         let body = t::RENAME3resok { fromdir_wcc: self.wcc_of_raw(&from.dir), todir_wcc: self.wcc_of_raw(&to.dir) };
@@ -621,7 +609,6 @@ impl<'s> Ctx<'s> {
             if f.fh.export != d.fh.export {
                 return Err(nfsstat3::NFS3ERR_XDEV);
             }
-            Self::check_name(&op.name)?;
             self.st.ns.link(&d.caller, f.inode.ino, d.inode.ino, &op.name).map_err(|e| nfsstat(&e))
         })();
         let res: t::LINK3res = match out {
@@ -639,12 +626,14 @@ impl<'s> Ctx<'s> {
 
     /// Entries of `d` after `cookie`, `.` and `..` first, as many as
     /// `fits` accepts (called with each entry's name; returns false when
-    /// full). Returns the entries with their inodes, and eof.
+    /// full), and eof. With `plus`, each entry's inode is read by id (a
+    /// point read) for its attributes and handle; plain READDIR reads none.
     fn dir_entries(
         &self,
         d: &Resolved<'_>,
         cookie: u64,
         max_entries: usize,
+        plus: bool,
         mut fits: impl FnMut(&[u8]) -> bool,
     ) -> Res<(Vec<Listed>, bool)> {
         let ns = &self.st.ns;
@@ -655,31 +644,25 @@ impl<'s> Ctx<'s> {
         // Permission is the namespace's; ask it even for `.`-only pages.
         let (page, ns_eof) =
             ns.readdir(&d.caller, d.inode.ino, cookie.max(DOTDOT_COOKIE), max_entries).map_err(|e| nfsstat(&e))?;
-        if cookie < DOT_COOKIE {
-            if !fits(b".") {
+        // The export root is its own parent, as LOOKUP ".." answers.
+        let parent = if d.inode.ino == d.fh.export || d.inode.ino == ROOT_INO { d.inode.ino } else { d.inode.parent };
+        let dots = [(&b"."[..], DOT_COOKIE, d.inode.ino), (&b".."[..], DOTDOT_COOKIE, parent)];
+        let rest = page.iter().map(|e| (&e.name[..], e.cookie, e.ino));
+        for (name, c, ino) in dots.into_iter().filter(|&(_, c, _)| cookie < c).chain(rest) {
+            if !fits(name) {
                 return Ok((out, false));
             }
-            out.push((b".".to_vec(), DOT_COOKIE, d.inode.clone()));
-        }
-        if cookie < DOTDOT_COOKIE {
-            let parent = if d.inode.ino == d.fh.export || d.inode.ino == ROOT_INO {
-                d.inode.clone()
+            let inode = if plus {
+                match ns.getattr(ino) {
+                    Ok(n) => Some(n),
+                    // Gone since the scan: skip it, as a listing taken a
+                    // moment later would.
+                    Err(_) => continue,
+                }
             } else {
-                ns.getattr(d.inode.parent).unwrap_or_else(|_| d.inode.clone())
+                None
             };
-            if !fits(b"..") {
-                return Ok((out, false));
-            }
-            out.push((b"..".to_vec(), DOTDOT_COOKIE, parent));
-        }
-        for e in page.iter() {
-            if !fits(&e.name) {
-                return Ok((out, false));
-            }
-            // The entry may be gone since the scan: skip it, as a listing
-            // taken a moment later would.
-            let Ok(n) = ns.getattr(e.ino) else { continue };
-            out.push((e.name.clone(), e.cookie, n));
+            out.push(Listed { name: name.to_vec(), cookie: c, ino, inode });
         }
         Ok((out, ns_eof))
     }
@@ -701,7 +684,7 @@ impl<'s> Ctx<'s> {
                 used += size;
                 true
             };
-            let (entries, eof) = self.dir_entries(&d, cookie, budget / 24 + 1, fits)?;
+            let (entries, eof) = self.dir_entries(&d, cookie, budget / 24 + 1, false, fits)?;
             if entries.is_empty() && !eof {
                 return Err(nfsstat3::NFS3ERR_TOOSMALL);
             }
@@ -715,7 +698,7 @@ impl<'s> Ctx<'s> {
                     entries: List(
                         entries
                             .into_iter()
-                            .map(|(name, cookie, n)| entry3 { fileid: n.ino, name: filename3::from(name), cookie })
+                            .map(|e| entry3 { fileid: e.ino, name: filename3::from(e.name), cookie: e.cookie })
                             .collect(),
                     ),
                     eof,
@@ -746,7 +729,7 @@ impl<'s> Ctx<'s> {
                 dir_used += base;
                 true
             };
-            let (entries, eof) = self.dir_entries(&d, cookie, budget / 150 + 1, fits)?;
+            let (entries, eof) = self.dir_entries(&d, cookie, budget / 150 + 1, true, fits)?;
             if entries.is_empty() && !eof {
                 return Err(nfsstat3::NFS3ERR_TOOSMALL);
             }
@@ -762,12 +745,16 @@ impl<'s> Ctx<'s> {
                         entries: List(
                             entries
                                 .into_iter()
-                                .map(|(name, cookie, n)| entryplus3 {
-                                    fileid: n.ino,
-                                    name: filename3::from(name),
-                                    cookie,
-                                    name_attributes: Nfs3Option::Some(fattr(self.fsid(), &n)),
-                                    name_handle: Nfs3Option::Some(self.handle_for(export, &n)),
+                                // `plus` listings carry every inode.
+                                .filter_map(|e| {
+                                    let n = e.inode?;
+                                    Some(entryplus3 {
+                                        fileid: e.ino,
+                                        name: filename3::from(e.name),
+                                        cookie: e.cookie,
+                                        name_attributes: Nfs3Option::Some(fattr(self.fsid(), &n)),
+                                        name_handle: Nfs3Option::Some(self.handle_for(export, &n)),
+                                    })
                                 })
                                 .collect(),
                         ),

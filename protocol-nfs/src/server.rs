@@ -7,7 +7,9 @@
 //! ever refused for load. Calls run on the blocking pool (the namespace
 //! fsyncs) and may finish out of order; a writer task sends their replies.
 //! A malformed record closes only its own connection; a panicking handler
-//! is answered `SYSTEM_ERR` and its DRC entry released. On shutdown the
+//! is answered `SYSTEM_ERR` and its DRC entry released. A server-wide cap
+//! ([`NFS_CALLS_IN_FLIGHT_MAX`]) bounds the records held in memory across
+//! all connections (each up to `RECORD_BYTES_MAX`). On shutdown the
 //! reader stops, in-flight calls finish and their replies are flushed.
 
 use std::net::IpAddr;
@@ -26,6 +28,7 @@ use crate::mount::{mount_call, portmap_call, MOUNT_PROGRAM, NFS_PROGRAM, PORTMAP
 use crate::nfs::{non_idempotent, proc_name, Ctx};
 use crate::rpc::{decode_call, frame_reply, read_record, AcceptStat, Call, Reply, RECORD_BYTES_MAX};
 use crate::state::NfsState;
+pub use crate::state::NFS_CALLS_IN_FLIGHT_MAX;
 
 /// Pause after a failed accept (EMFILE, ENFILE, ECONNABORTED...).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -65,7 +68,7 @@ pub async fn serve(listener: TcpListener, state: Arc<NfsState>, shutdown: Cancel
 async fn connection(stream: TcpStream, client: IpAddr, state: Arc<NfsState>, shutdown: CancellationToken) {
     let (mut rd, mut wr) = stream.into_split();
     let in_flight = state.cfg.in_flight_per_connection.max(1);
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(in_flight);
+    let (tx, mut rx) = mpsc::channel::<Framed>(in_flight);
     let writer = tokio::spawn(async move {
         while let Some(reply) = rx.recv().await {
             if wr.write_all(&reply).await.is_err() {
@@ -77,9 +80,15 @@ async fn connection(stream: TcpStream, client: IpAddr, state: Arc<NfsState>, shu
     let slots = Arc::new(Semaphore::new(in_flight));
     let calls = TaskTracker::new();
     loop {
+        // A slot on this connection and one of the server's, both before
+        // the record is read: excess calls wait in the socket.
         let slot = tokio::select! {
             _ = shutdown.cancelled() => break,
             s = slots.clone().acquire_owned() => s.expect("semaphore never closed"),
+        };
+        let global = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            s = state.calls.clone().acquire_owned() => s.expect("semaphore never closed"),
         };
         let record = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -97,7 +106,7 @@ async fn connection(stream: TcpStream, client: IpAddr, state: Arc<NfsState>, shu
             Ok(c) => c,
             Err(e) => match Reply::for_error(&e) {
                 Some(reply) => {
-                    let _ = tx.send(frame_reply(&reply)).await;
+                    let _ = tx.send(Arc::new(frame_reply(&reply))).await;
                     continue;
                 }
                 None => {
@@ -108,9 +117,9 @@ async fn connection(stream: TcpStream, client: IpAddr, state: Arc<NfsState>, shu
         };
         let (state, tx) = (state.clone(), tx.clone());
         calls.spawn(async move {
-            let _slot = slot;
+            let _slots = (slot, global);
             if let Some(reply) = execute(state, client, call, record).await {
-                let _ = tx.send(frame_reply(&reply)).await;
+                let _ = tx.send(reply).await;
             }
         });
     }
@@ -120,16 +129,20 @@ async fn connection(stream: TcpStream, client: IpAddr, state: Arc<NfsState>, shu
     let _ = writer.await;
 }
 
+/// A reply record, framed; shared with the DRC, which replays it as is.
+type Framed = Arc<Vec<u8>>;
+
 /// Runs one call; `None` means send nothing (a duplicate still running).
-async fn execute(state: Arc<NfsState>, client: IpAddr, call: Call, record: Vec<u8>) -> Option<Vec<u8>> {
+async fn execute(state: Arc<NfsState>, client: IpAddr, call: Call, record: Vec<u8>) -> Option<Framed> {
     let xid = call.xid;
+    let refuse = |reply: Vec<u8>| Some(Arc::new(frame_reply(&reply)));
     match (call.prog, call.vers) {
         (NFS_PROGRAM, 3) | (MOUNT_PROGRAM, 3) | (PORTMAP_PROGRAM, 2) => {}
-        (NFS_PROGRAM, _) | (MOUNT_PROGRAM, _) => return Some(Reply::prog_mismatch(xid, 3, 3)),
-        (PORTMAP_PROGRAM, _) => return Some(Reply::prog_mismatch(xid, 2, 2)),
+        (NFS_PROGRAM, _) | (MOUNT_PROGRAM, _) => return refuse(Reply::prog_mismatch(xid, 3, 3)),
+        (PORTMAP_PROGRAM, _) => return refuse(Reply::prog_mismatch(xid, 2, 2)),
         // NLM (100021), NFS_ACL (100227) and the rest: not served
         // (clients mount with `nolock`).
-        _ => return Some(Reply::accepted(xid, AcceptStat::ProgUnavail, &[])),
+        _ => return Some(Arc::new(Reply::accepted_framed(xid, AcceptStat::ProgUnavail, &[]))),
     }
     let cached = call.prog == NFS_PROGRAM && non_idempotent(call.proc_);
     let key = cached.then(|| {
@@ -139,7 +152,7 @@ async fn execute(state: Arc<NfsState>, client: IpAddr, call: Call, record: Vec<u
         match state.drc.begin(k.clone()) {
             Lookup::Execute => {}
             Lookup::Drop => return None,
-            Lookup::Replay(bytes) => return Some((*bytes).clone()),
+            Lookup::Replay(bytes) => return Some(bytes),
         }
     }
     let started = std::time::Instant::now();
@@ -155,24 +168,22 @@ async fn execute(state: Arc<NfsState>, client: IpAddr, call: Call, record: Vec<u
         }
     })
     .await;
-    let reply = match result {
-        Ok(Ok(body)) => Reply::accepted(xid, AcceptStat::Success, &body),
-        Ok(Err(stat)) => Reply::accepted(xid, stat, &[]),
+    let reply = Arc::new(match result {
+        Ok(Ok(body)) => Reply::accepted_framed(xid, AcceptStat::Success, &body),
+        Ok(Err(stat)) => Reply::accepted_framed(xid, stat, &[]),
         Err(e) => {
             tracing::error!(%client, xid, proc = proc_name(proc_), error = %e, "NFS handler failed");
             if let Some(k) = &key {
                 state.drc.forget(k);
             }
-            return Some(Reply::accepted(xid, AcceptStat::SystemErr, &[]));
+            return Some(Arc::new(Reply::accepted_framed(xid, AcceptStat::SystemErr, &[])));
         }
-    };
+    });
     if prog == NFS_PROGRAM {
         tracing::debug!(%client, xid, proc = proc_name(proc_), micros = started.elapsed().as_micros() as u64, "nfs call");
     }
     if let Some(k) = &key {
-        let reply = Arc::new(reply);
         state.drc.complete(k, reply.clone());
-        return Some((*reply).clone());
     }
     Some(reply)
 }

@@ -3,11 +3,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Semaphore;
+
 use namespace::{Namespace, ROOT_INO};
 use nfs3_types::nfs3::writeverf3;
 
 use crate::drc::Drc;
 use crate::exports::{ExportOptions, Exports};
+
+/// Calls in flight across all connections: bounds the request records held
+/// in memory (each at most `RECORD_BYTES_MAX`, about 1 MiB) to 256 MiB.
+pub const NFS_CALLS_IN_FLIGHT_MAX: usize = 256;
 
 /// Most bucket names remembered for mapping export inodes to options.
 const BUCKET_NAME_CACHE_ENTRIES_MAX: usize = 65_536;
@@ -40,6 +46,8 @@ pub struct NfsState {
     pub drc: Drc,
     /// The port that portmap GETPORT reports for NFS and MOUNT.
     pub port: u16,
+    /// Server-wide call slots ([`NFS_CALLS_IN_FLIGHT_MAX`]).
+    pub calls: Arc<Semaphore>,
     /// Export root inode → bucket name, for per-export options.
     bucket_names: Mutex<HashMap<u64, Vec<u8>>>,
 }
@@ -47,7 +55,14 @@ pub struct NfsState {
 impl NfsState {
     /// State over `ns`; `port` is where NFS and MOUNT are served.
     pub fn new(ns: Arc<Namespace>, cfg: NfsConfig, port: u16) -> Self {
-        NfsState { ns, cfg, drc: Drc::default(), port, bucket_names: Mutex::new(HashMap::new()) }
+        NfsState {
+            ns,
+            cfg,
+            drc: Drc::default(),
+            port,
+            calls: Arc::new(Semaphore::new(NFS_CALLS_IN_FLIGHT_MAX)),
+            bucket_names: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The write verifier of this boot.
