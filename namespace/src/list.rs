@@ -275,7 +275,22 @@ impl Namespace {
                 continue;
             }
             let inode = match item.dentry.kind {
-                Kind::Symlink => continue,
+                // Listed as its target when GET would serve it: the fully
+                // resolved target is a regular file inside this bucket.
+                // Dangling, directory, escaping and absolute links are not.
+                Kind::Symlink => match self.resolve_key(caller, bucket, &item.key) {
+                    Ok(target) => target,
+                    Err(
+                        NsError::NotFound
+                        | NsError::Stale
+                        | NsError::PermissionDenied
+                        | NsError::NotADirectory
+                        | NsError::InvalidName(_)
+                        | NsError::NameTooLong
+                        | NsError::KeyTooLong,
+                    ) => continue,
+                    Err(e) => return Err(e),
+                },
                 Kind::Dir => {
                     let d = match self.getattr(item.dentry.ino) {
                         Ok(d) => d,

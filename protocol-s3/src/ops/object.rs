@@ -18,6 +18,9 @@ use crate::xml::{el, http_date, iso8601, NS};
 const GET_PIECE_BYTES: usize = 1 << 20;
 /// Pieces buffered between the store reader and the connection.
 const GET_PIECES_IN_FLIGHT: usize = 4;
+/// Bytes a HEAD with `x-amz-checksum-mode` may read to compute a CRC64NVME
+/// for extents whose CRC is unknown; beyond that it answers without one.
+const HEAD_CRC_READ_BYTES_MAX: u64 = 16 << 20;
 /// Keys one DeleteObjects may name.
 const DELETE_OBJECTS_KEYS_MAX: usize = 1000;
 /// Largest DeleteObjects document.
@@ -352,6 +355,20 @@ pub async fn get_object(c: ReqCtx, head: bool) -> Result<Response<Body>, S3Error
                     if let Some(a) = Algo::from_name(&ck.algorithm) {
                         set(&mut r, a.header(), &ck.value);
                         set(&mut r, "x-amz-checksum-type", &ck.kind);
+                    }
+                }
+                if info.meta.checksums.is_empty() {
+                    // Written or changed over NFS: combine the chunk CRCs,
+                    // reading only trimmed extents (HEAD only when cheap).
+                    let budget = if head { HEAD_CRC_READ_BYTES_MAX } else { u64::MAX };
+                    match tokio::task::block_in_place(|| reader.full_crc64nvme(budget)) {
+                        Ok(Some(crc)) => {
+                            set(&mut r, Algo::Crc64Nvme.header(), &b64(&crc.to_be_bytes()));
+                            set(&mut r, "x-amz-checksum-type", "FULL_OBJECT");
+                        }
+                        Ok(None) => {}
+                        // Changed while computing: the body would fail too.
+                        Err(e) => tracing::debug!(error = %e, "no full-object CRC64NVME"),
                     }
                 }
             }
