@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
+use crate::users::{Identity, UserEntry};
+
 /// Flags of `gateway serve`; each can also come from the environment.
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -34,6 +36,25 @@ pub struct ServeArgs {
     /// TOML configuration file; flags and environment override it.
     #[arg(long, env = "GATEWAY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Address of the metrics endpoint (/metrics, /healthz, /readyz),
+    /// default 127.0.0.1:9095; `off` disables it.
+    #[arg(long, env = "GATEWAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Log format: `text` (default) or `json` (one JSON object per line).
+    #[arg(long, env = "GATEWAY_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Region reported to clients (default us-east-1).
+    #[arg(long, env = "GATEWAY_REGION")]
+    pub region: Option<String>,
+    /// Seconds SIGTERM waits for in-flight requests before exiting (default 30).
+    #[arg(long, env = "GATEWAY_SHUTDOWN_DEADLINE_SECS")]
+    pub shutdown_deadline_secs: Option<u64>,
+    /// Seconds between background GC passes (default 60).
+    #[arg(long, env = "GATEWAY_GC_INTERVAL_SECS")]
+    pub gc_interval_secs: Option<u64>,
+    /// Seconds dropped chunks survive before GC deletes them (default 600).
+    #[arg(long, env = "GATEWAY_GC_GRACE_SECS")]
+    pub gc_grace_secs: Option<u64>,
 }
 
 /// The TOML file's keys.
@@ -49,6 +70,7 @@ struct File {
     shutdown_deadline_secs: Option<u64>,
     chunk_size_mib: Option<usize>,
     log_format: Option<String>,
+    metrics_listen: Option<String>,
     gc_interval_secs: Option<u64>,
     gc_grace_secs: Option<u64>,
     nfs_listen: Option<String>,
@@ -57,6 +79,11 @@ struct File {
     nfs_export_defaults: Option<protocol_nfs::ExportOptions>,
     #[serde(default)]
     nfs_export: Vec<NamedExport>,
+    s3_file_mode: Option<u32>,
+    s3_dir_mode: Option<u32>,
+    s3_default_identity: Option<Identity>,
+    #[serde(default)]
+    user: Vec<UserEntry>,
 }
 
 /// One `[[nfs_export]]` table: a path and its options.
@@ -97,10 +124,22 @@ pub struct Config {
     pub portmap_listen: Option<SocketAddr>,
     /// NFS server settings and exports.
     pub nfs: protocol_nfs::NfsConfig,
+    /// Metrics and health address; `None` when off.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Mode of files created over S3.
+    pub s3_file_mode: u32,
+    /// Mode of directories created implicitly over S3.
+    pub s3_dir_mode: u32,
+    /// Identity of S3 keys that name no uid/gid of their own.
+    pub s3_default_identity: Identity,
+    /// `[[user]]` tables of the configuration file (validated).
+    pub users: Vec<UserEntry>,
 }
 
 /// Default S3 address.
 const DEFAULT_S3_LISTEN: &str = "127.0.0.1:9000";
+/// Default metrics and health address (loopback only until told).
+const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9095";
 /// Default NFS address (the standard NFS port, loopback only until told).
 const DEFAULT_NFS_LISTEN: &str = "127.0.0.1:2049";
 /// Most NFS calls in flight per connection that the config may ask for.
@@ -111,6 +150,17 @@ const DEFAULT_GC_INTERVAL_SECS: u64 = 60;
 const DEFAULT_GC_GRACE_SECS: u64 = 600;
 /// Default drain deadline.
 const DEFAULT_SHUTDOWN_DEADLINE_SECS: u64 = 30;
+/// Longest drain deadline the config may ask for (one hour).
+const SHUTDOWN_DEADLINE_SECS_MAX: u64 = 3600;
+
+/// A permission-bits key: at most 0o7777, the default when absent.
+fn mode_key(key: &str, v: Option<u32>, default: u32) -> anyhow::Result<u32> {
+    match v {
+        None => Ok(default),
+        Some(m) if m <= 0o7777 => Ok(m),
+        Some(m) => bail!("{key}: permission bits are at most 0o7777, got {m:#o} (write modes as 0o644)"),
+    }
+}
 
 impl Config {
     /// Merges file, environment and flags (flags win) and validates.
@@ -142,7 +192,7 @@ impl Config {
         if chunk_mib == 0 || chunk_mib > 64 {
             bail!("chunk_size_mib: must be 1 to 64, got {chunk_mib}");
         }
-        let log_format = file.log_format.unwrap_or_else(|| "text".into());
+        let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "text".into());
         if log_format != "text" && log_format != "json" {
             bail!("log_format: must be \"text\" or \"json\", got {log_format:?}");
         }
@@ -171,22 +221,108 @@ impl Config {
         )
         .context("nfs_export")?;
         let nfs = protocol_nfs::NfsConfig { exports, in_flight_per_connection: in_flight, ..Default::default() };
+        let s3_file_mode = mode_key("s3_file_mode", file.s3_file_mode, 0o644)?;
+        let s3_dir_mode = mode_key("s3_dir_mode", file.s3_dir_mode, 0o755)?;
+        let s3_default_identity = file.s3_default_identity.unwrap_or_default();
+        if s3_default_identity.groups.len() > crate::users::GROUPS_MAX {
+            bail!("s3_default_identity.groups: at most {} groups", crate::users::GROUPS_MAX);
+        }
+        // Validates every entry and the uniqueness of names and keys; the
+        // root key is checked against them again at start-up.
+        crate::users::credentials(("", ""), &file.user, &[], &s3_default_identity)?;
+        let region = args.region.or(file.region).unwrap_or_else(|| "us-east-1".into());
+        if region.is_empty() || region.len() > 64 || !region.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+            bail!("region: 1 to 64 characters of a-z 0-9 -, got {region:?}");
+        }
+        let shutdown_secs =
+            args.shutdown_deadline_secs.or(file.shutdown_deadline_secs).unwrap_or(DEFAULT_SHUTDOWN_DEADLINE_SECS);
+        if shutdown_secs > SHUTDOWN_DEADLINE_SECS_MAX {
+            bail!("shutdown_deadline_secs: at most {SHUTDOWN_DEADLINE_SECS_MAX}, got {shutdown_secs}");
+        }
+        let gc_interval_secs = args.gc_interval_secs.or(file.gc_interval_secs).unwrap_or(DEFAULT_GC_INTERVAL_SECS);
+        if gc_interval_secs == 0 {
+            bail!("gc_interval_secs: must be at least 1");
+        }
+        let gc_grace_secs = args.gc_grace_secs.or(file.gc_grace_secs).unwrap_or(DEFAULT_GC_GRACE_SECS);
+        let metrics_listen = crate::observe::parse_listen(
+            &args.metrics_listen.or(file.metrics_listen).unwrap_or_else(|| DEFAULT_METRICS_LISTEN.into()),
+        )?;
         Ok(Config {
+            metrics_listen,
+            s3_file_mode,
+            s3_dir_mode,
+            s3_default_identity,
+            users: file.user,
             nfs_listen,
             portmap_listen,
             nfs,
             data_dir,
             s3_listen,
             tls,
-            region: file.region.unwrap_or_else(|| "us-east-1".into()),
+            region,
             virtual_host_base: file.virtual_host_base,
-            shutdown_deadline: Duration::from_secs(
-                file.shutdown_deadline_secs.unwrap_or(DEFAULT_SHUTDOWN_DEADLINE_SECS),
-            ),
+            shutdown_deadline: Duration::from_secs(shutdown_secs),
             chunk_size_bytes: chunk_mib << 20,
             log_format,
-            gc_interval: Duration::from_secs(file.gc_interval_secs.unwrap_or(DEFAULT_GC_INTERVAL_SECS).max(1)),
-            gc_grace: Duration::from_secs(file.gc_grace_secs.unwrap_or(DEFAULT_GC_GRACE_SECS)),
+            gc_interval: Duration::from_secs(gc_interval_secs),
+            gc_grace: Duration::from_secs(gc_grace_secs),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn load(toml_text: &str, extra: &[&str]) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("gw.toml");
+        std::fs::write(&path, toml_text)?;
+        let mut argv = vec!["gateway".to_string(), "--config".into(), path.display().to_string()];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        Config::load(Cli::try_parse_from(argv)?.args)
+    }
+
+    #[test]
+    fn the_example_file_parses_and_holds_the_defaults() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../gateway.example.toml")).unwrap();
+        let c = load(&text, &[]).unwrap();
+        let d = load("", &[]).unwrap();
+        assert_eq!(c.s3_listen, d.s3_listen);
+        assert_eq!((c.s3_file_mode, c.s3_dir_mode), (0o644, 0o755));
+        assert_eq!(c.s3_default_identity, Identity::default());
+        assert_eq!(c.shutdown_deadline, d.shutdown_deadline);
+        assert_eq!(c.gc_grace, d.gc_grace);
+        assert_eq!(c.chunk_size_bytes, d.chunk_size_bytes);
+        assert_eq!(c.nfs_listen, d.nfs_listen);
+    }
+
+    #[test]
+    fn errors_name_the_key_at_fault() {
+        let msg = |t: &str| format!("{:#}", load(t, &[]).unwrap_err());
+        assert!(msg("s3_file_mode = 0o17777").contains("s3_file_mode"), "{}", msg("s3_file_mode = 0o17777"));
+        assert!(msg("chunk_size_mib = 0").contains("chunk_size_mib"));
+        assert!(msg("s3_listen = \"nowhere\"").contains("s3_listen"));
+        assert!(msg("no_such_key = 1").contains("no_such_key"));
+        assert!(msg("shutdown_deadline_secs = 99999").contains("shutdown_deadline_secs"));
+        let dup = "[[user]]\nname = \"a\"\naccess_key = \"AK1\"\nsecret_key = \"12345678\"\n\
+                   [[user]]\nname = \"a\"\naccess_key = \"AK2\"\nsecret_key = \"12345678\"\n";
+        assert!(msg(dup).contains("defined twice"), "{}", msg(dup));
+        let short = "[[user]]\nname = \"a\"\naccess_key = \"AK1\"\nsecret_key = \"1\"\n";
+        assert!(msg(short).contains("user[0].secret_key"), "{}", msg(short));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let c = load("region = \"eu-west-1\"\ngc_grace_secs = 5", &["--region", "ap-south-1"]).unwrap();
+        assert_eq!(c.region, "ap-south-1");
+        assert_eq!(c.gc_grace, Duration::from_secs(5));
     }
 }

@@ -3,13 +3,17 @@
 //! `gateway serve` opens (or creates) a data directory and serves it over
 //! S3; see `--help` and README.md.
 
+mod admin;
 mod config;
 mod credentials;
+mod manage;
+mod observe;
 mod server;
+mod users;
 
 use clap::{Parser, Subcommand};
 
-/// One dataset, two front doors: S3 over HTTP(S) (NFSv3 to come).
+/// One dataset, two front doors: S3 over HTTP(S) and NFSv3.
 #[derive(Parser)]
 #[command(name = "gateway", version, about)]
 struct Cli {
@@ -19,8 +23,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Serve a data directory over S3.
+    /// Serve a data directory over S3 and NFSv3.
     Serve(config::ServeArgs),
+    /// Manage S3 users (access keys, identities, bucket rights).
+    #[command(subcommand)]
+    User(manage::UserCmd),
+    /// Manage buckets (through a running gateway, or offline).
+    #[command(subcommand)]
+    Bucket(manage::BucketCmd),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +42,8 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("gateway").build()?;
             rt.block_on(server::run(cfg))
         }
+        Cmd::User(cmd) => manage::user(cmd),
+        Cmd::Bucket(cmd) => manage::bucket(cmd),
     }
 }
 

@@ -4,12 +4,16 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use namespace::{Caller, Namespace, NamespaceConfig};
+use namespace::{Namespace, NamespaceConfig};
 use protocol_nfs::NfsState;
-use protocol_s3::{Credential, Keyring, S3State};
+use protocol_s3::{CertStore, Credential, Keyring, S3State};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::observe::{Health, Phase};
+
+/// How long a scrape in progress at the very end may take to finish.
+const METRICS_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs the gateway until a shutdown signal.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
@@ -18,16 +22,45 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut ns_cfg = NamespaceConfig::new(&cfg.data_dir);
     ns_cfg.chunk_size_bytes = cfg.chunk_size_bytes;
     ns_cfg.gc_grace = cfg.gc_grace;
+    ns_cfg.default_file_mode = cfg.s3_file_mode;
+    ns_cfg.default_dir_mode = cfg.s3_dir_mode;
+    // Users are checked before the data directory is opened, so a bad
+    // users file stops start-up with a message, not a half-started server.
+    let root = (ak.clone(), sk.clone());
+    let (configured, default_identity, data_dir) =
+        (cfg.users.clone(), cfg.s3_default_identity.clone(), cfg.data_dir.clone());
+    let load_keys = move || -> anyhow::Result<Vec<Credential>> {
+        let from_file = crate::users::load_file(&data_dir)?;
+        crate::users::credentials((&root.0, &root.1), &configured, &from_file, &default_identity)
+    };
+    let creds = load_keys()?;
+    // The metrics endpoint comes up first: /healthz answers and /readyz
+    // says 503 while recovery runs.
+    let health = Arc::new(Health::default());
+    let metrics_shutdown = CancellationToken::new();
+    let metrics_server = match cfg.metrics_listen {
+        Some(a) => {
+            let l = tokio::net::TcpListener::bind(a).await.with_context(|| format!("metrics_listen: binding {a}"))?;
+            let handle = crate::observe::install_recorder()?;
+            println!("Metrics listening on http://{} (/metrics, /healthz, /readyz)", l.local_addr()?);
+            Some(tokio::spawn(crate::observe::serve(l, handle, health.clone(), metrics_shutdown.clone())))
+        }
+        None => None,
+    };
     let (ns, report) =
         tokio::task::spawn_blocking(move || Namespace::open(ns_cfg)).await?.context("opening the data directory")?;
     tracing::info!(?report, "recovery done");
     let ns = Arc::new(ns);
-    let tls = match &cfg.tls {
+    health.attach(ns.clone());
+    let certs = match &cfg.tls {
         Some((c, k)) => {
-            let cert = std::fs::read(c).with_context(|| format!("tls_cert: reading {}", c.display()))?;
-            let key = std::fs::read(k).with_context(|| format!("tls_key: reading {}", k.display()))?;
-            Some(protocol_s3::tls_acceptor(&cert, &key).map_err(|e| anyhow::anyhow!("tls: {e}"))?)
+            let (cert, key) = read_pem(c, k)?;
+            Some(Arc::new(CertStore::from_pem(&cert, &key).map_err(|e| anyhow::anyhow!("tls: {e}"))?))
         }
+        None => None,
+    };
+    let tls = match &certs {
+        Some(store) => Some(protocol_s3::tls::acceptor(store.clone()).map_err(|e| anyhow::anyhow!("tls: {e}"))?),
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(cfg.s3_listen)
@@ -36,7 +69,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let state = Arc::new(S3State {
         ns: ns.clone(),
-        keys: Keyring::new([Credential { access_key: ak.clone(), secret_key: sk.clone(), caller: Caller::root() }]),
+        keys: Keyring::new(creds),
         region: cfg.region.clone(),
         virtual_host_base: cfg.virtual_host_base.clone(),
     });
@@ -71,9 +104,27 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     use std::io::Write;
     std::io::stdout().flush()?;
+    let load_keys = Arc::new(load_keys);
+    let reload_users = {
+        let (state, load_keys) = (state.clone(), load_keys.clone());
+        move || -> anyhow::Result<String> {
+            let creds = load_keys()?;
+            let n = creds.len();
+            state.keys.replace(creds);
+            tracing::info!(keys = n, "S3 users reloaded");
+            Ok(format!("{n} access keys active"))
+        }
+    };
+    let admin_listener = crate::admin::bind(&cfg.data_dir)?;
+    let admin_ctx = Arc::new(crate::admin::AdminCtx { ns: ns.clone(), reload_users: Box::new(reload_users.clone()) });
+    let admin = tokio::spawn(crate::admin::serve(admin_listener, admin_ctx, shutdown.clone()));
+    let hup = tokio::spawn(reload_on_sighup(cfg.tls.clone(), certs, reload_users, shutdown.clone()));
     let server = tokio::spawn(protocol_s3::serve(listener, tls, state, shutdown.clone()));
     let gc = tokio::spawn(gc_loop(ns.clone(), cfg.gc_interval, shutdown.clone()));
+    health.set(Phase::Ready);
+    tracing::info!("ready: recovery done and every listener bound");
     wait_for_signal().await?;
+    health.set(Phase::Draining);
     tracing::info!(deadline_secs = cfg.shutdown_deadline.as_secs(), "shutting down: draining requests");
     shutdown.cancel();
     let tracker = server.await?;
@@ -98,9 +149,55 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     second.abort();
     let _ = gc.await;
+    let _ = admin.await;
+    let _ = hup.await;
+    let _ = std::fs::remove_file(crate::admin::socket_path(&cfg.data_dir));
     tokio::task::spawn_blocking(move || ns.sync()).await?.context("final flush")?;
+    metrics_shutdown.cancel();
+    if let Some(m) = metrics_server {
+        if let Ok(tracker) = m.await {
+            let _ = tokio::time::timeout(METRICS_DRAIN, tracker.wait()).await;
+        }
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+fn read_pem(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let c = std::fs::read(cert).with_context(|| format!("tls_cert: reading {}", cert.display()))?;
+    let k = std::fs::read(key).with_context(|| format!("tls_key: reading {}", key.display()))?;
+    Ok((c, k))
+}
+
+/// SIGHUP re-reads the TLS certificate and key (open connections keep
+/// theirs; new handshakes get the new one) and the users file. A file
+/// that fails to load is logged and the old one stays in use.
+async fn reload_on_sighup(
+    tls_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    certs: Option<Arc<CertStore>>,
+    reload_users: impl Fn() -> anyhow::Result<String>,
+    shutdown: CancellationToken,
+) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: no reloads");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = hup.recv() => if r.is_none() { return },
+        }
+        tracing::info!("SIGHUP: reloading TLS certificate and users");
+        if let (Some((c, k)), Some(store)) = (&tls_files, &certs) {
+            match read_pem(c, k).and_then(|(cert, key)| store.reload(&cert, &key).map_err(|e| anyhow::anyhow!(e))) {
+                Ok(()) => tracing::info!(cert = %c.display(), "TLS certificate reloaded"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "TLS reload failed; the old certificate stays"),
+            }
+        }
+        if let Err(e) = reload_users() {
+            tracing::warn!(error = %format!("{e:#}"), "users reload failed; the old users stay");
+        }
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -121,10 +218,20 @@ async fn gc_loop(ns: Arc<Namespace>, every: std::time::Duration, shutdown: Cance
             _ = tokio::time::sleep(every) => {}
         }
         let ns = ns.clone();
+        let started = std::time::Instant::now();
         let res = tokio::task::spawn_blocking(move || -> Result<_, namespace::NsError> {
             Ok((ns.run_gc()?, ns.scan_orphan_chunks(ns.orphan_chunk_grace())?))
         })
         .await;
+        if let Ok(Ok((report, orphans))) = &res {
+            metrics::counter!("gateway_gc_passes_total").increment(1);
+            metrics::counter!("gateway_gc_chunks_deleted_total").increment(report.chunks_deleted);
+            metrics::counter!("gateway_gc_orphan_chunks_deleted_total").increment(*orphans);
+            metrics::counter!("gateway_gc_uploads_expired_total").increment(report.uploads_expired);
+            metrics::histogram!("gateway_gc_pass_duration_seconds").record(started.elapsed().as_secs_f64());
+        } else {
+            metrics::counter!("gateway_gc_failures_total").increment(1);
+        }
         match res {
             Ok(Ok((report, orphans))) if report.chunks_deleted > 0 || orphans > 0 => {
                 tracing::info!(?report, orphan_chunks_deleted = orphans, "gc pass");

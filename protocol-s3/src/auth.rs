@@ -3,6 +3,7 @@
 //! `STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]` bodies.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sigv4::http_request::{
@@ -15,6 +16,7 @@ use namespace::Caller;
 use sha2::Digest;
 
 use crate::error::S3Error;
+use crate::rights::BucketRights;
 
 /// Largest allowed difference between the client's clock and ours.
 pub const CLOCK_SKEW_MAX: Duration = Duration::from_secs(15 * 60);
@@ -24,7 +26,7 @@ pub const PRESIGN_EXPIRES_SECS_MAX: u64 = 604_800;
 const AUTH_HEADER_BYTES_MAX: usize = 4096;
 
 /// One access key.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Credential {
     /// Access key id.
     pub access_key: String,
@@ -32,19 +34,50 @@ pub struct Credential {
     pub secret_key: String,
     /// The POSIX identity requests signed with this key act as.
     pub caller: Caller,
+    /// What the key may do in each bucket.
+    pub rights: BucketRights,
 }
 
-/// Access keys by id.
-#[derive(Clone, Debug, Default)]
-pub struct Keyring(HashMap<String, Credential>);
+/// Secrets stay out of logs and panics: `Debug` shows the key id only.
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("access_key", &self.access_key)
+            .field("caller", &self.caller)
+            .field("rights", &self.rights)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Access keys by id. The set can be replaced while the server runs
+/// (`gateway user add`, SIGHUP); a request sees the set of the moment it
+/// was authenticated.
+#[derive(Debug, Default)]
+pub struct Keyring(RwLock<Arc<HashMap<String, Credential>>>);
 
 impl Keyring {
     /// A keyring holding `creds`.
     pub fn new(creds: impl IntoIterator<Item = Credential>) -> Self {
-        Keyring(creds.into_iter().map(|c| (c.access_key.clone(), c)).collect())
+        Keyring(RwLock::new(Arc::new(Self::index(creds))))
     }
-    fn get(&self, ak: &str) -> Option<&Credential> {
-        self.0.get(ak)
+    fn index(creds: impl IntoIterator<Item = Credential>) -> HashMap<String, Credential> {
+        creds.into_iter().map(|c| (c.access_key.clone(), c)).collect()
+    }
+    /// Replaces every key at once; requests in flight keep the old set.
+    pub fn replace(&self, creds: impl IntoIterator<Item = Credential>) {
+        let next = Arc::new(Self::index(creds));
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+    /// Whether there is no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn get(&self, ak: &str) -> Option<Credential> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).get(ak).cloned()
     }
 }
 
@@ -107,6 +140,8 @@ pub struct Authenticated {
     pub caller: Caller,
     /// The access key used.
     pub access_key: String,
+    /// What the key may do in each bucket.
+    pub rights: BucketRights,
     /// Payload protection.
     pub payload: Payload,
 }
@@ -353,7 +388,7 @@ fn header_auth(
         uri,
         |path| {
             resign(
-                cred,
+                &cred,
                 p.region,
                 time,
                 method,
@@ -387,7 +422,7 @@ fn header_auth(
             Payload::Sha256(h)
         }
     };
-    Ok(Authenticated { caller: cred.caller.clone(), access_key: cred.access_key.clone(), payload })
+    Ok(Authenticated { caller: cred.caller, access_key: cred.access_key, rights: cred.rights, payload })
 }
 
 /// Query parameters that carry the presigned signature itself.
@@ -461,7 +496,7 @@ fn presigned_auth(
         uri,
         |path| {
             resign(
-                cred,
+                &cred,
                 region,
                 time,
                 method,
@@ -475,7 +510,12 @@ fn presigned_auth(
         },
         want,
     )?;
-    Ok(Authenticated { caller: cred.caller.clone(), access_key: cred.access_key.clone(), payload: Payload::Unsigned })
+    Ok(Authenticated {
+        caller: cred.caller,
+        access_key: cred.access_key,
+        rights: cred.rights,
+        payload: Payload::Unsigned,
+    })
 }
 
 #[cfg(test)]

@@ -10,16 +10,21 @@ mod body;
 mod checksum;
 mod chunked;
 pub mod error;
+mod observe;
 mod ops;
 mod payload;
+pub mod rights;
 pub mod router;
 mod server;
 mod service;
+pub mod tls;
 mod xml;
 
 pub use auth::{Credential, Keyring};
-pub use server::{serve, tls_acceptor, CONNECTIONS_MAX};
+pub use rights::{BucketRights, Right};
+pub use server::{serve, CONNECTIONS_MAX};
 pub use service::S3State;
+pub use tls::{tls_acceptor, CertStore};
 
 /// Constant-time string comparison for signatures.
 pub(crate) fn auth_eq(a: &str, b: &str) -> bool {

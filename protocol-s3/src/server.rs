@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::observe::ConnectionGauge;
 use crate::service::{handle, S3State};
 
 /// Connections served at once; further clients wait to be accepted.
@@ -24,27 +25,6 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_HEAD_BYTES_MAX: usize = 64 << 10;
 /// Time a client has to send its request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Loads a PEM certificate chain and private key into a TLS acceptor.
-pub fn tls_acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, String> {
-    let certs = rustls_pemfile::certs(&mut &cert_pem[..])
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("certificate: {e}"))?;
-    if certs.is_empty() {
-        return Err("certificate file holds no certificate".into());
-    }
-    let key = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(|e| format!("private key: {e}"))?
-        .ok_or("key file holds no private key")?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("certificate and key: {e}"))?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
 
 /// Serves S3 on `listener` until `shutdown` fires, then stops accepting and
 /// lets in-flight requests finish (the caller bounds the wait with
@@ -78,9 +58,10 @@ pub async fn serve(
         let (state, tls, shutdown) = (state.clone(), tls.clone(), shutdown.clone());
         tracker.spawn(async move {
             let _permit = permit;
+            let _gauge = ConnectionGauge::open();
             let svc = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(state, req).await) }
+                async move { Ok::<_, std::convert::Infallible>(handle(state, peer, req).await) }
             });
             let mut builder = http1::Builder::new();
             builder

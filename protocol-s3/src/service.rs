@@ -1,6 +1,8 @@
 //! One request: id, authentication, routing, the operation, the error
 //! document, and one log line.
 
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -11,6 +13,7 @@ use namespace::{Namespace, NsError};
 use crate::auth::{authenticate, Authenticated, Keyring};
 use crate::body::{full, Body};
 use crate::error::{from_ns, Ctx, S3Error};
+use crate::observe::{Finished, ObservedBody, RequestBody};
 use crate::router::{route, split_path, Endpoint, Query};
 use crate::xml::esc;
 
@@ -41,8 +44,8 @@ pub struct ReqCtx {
     pub key: Option<Vec<u8>>,
     /// Who signed it.
     pub auth: Authenticated,
-    /// The body.
-    pub body: Incoming,
+    /// The body (counted for the request's log line and metrics).
+    pub body: RequestBody,
 }
 
 impl ReqCtx {
@@ -73,28 +76,26 @@ fn request_id() -> String {
     format!("{:016X}", rand::random::<u64>())
 }
 
-/// Serves one HTTP request.
-pub async fn handle(state: Arc<S3State>, req: Request<Incoming>) -> Response<Body> {
+/// Serves one HTTP request from `peer`. Its log line and metrics are
+/// written when the response body ends (see [`crate::observe`]).
+pub async fn handle(state: Arc<S3State>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let id = request_id();
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
-    let (op, result) = serve(state, parts, body).await;
-    let mut resp = match result {
-        Ok(r) => r,
-        Err(e) => error_response(&e, &path, &id, method == Method::HEAD),
+    let received = Arc::new(AtomicU64::new(0));
+    let (op, result) = serve(state, parts, RequestBody::new(body, received.clone())).await;
+    let (mut resp, code) = match result {
+        Ok(r) => (r, None),
+        Err(e) => (error_response(&e, &path, &id, method == Method::HEAD), Some(e.code)),
     };
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-amz-request-id", v);
     }
     let status = resp.status().as_u16();
-    if status >= 500 {
-        tracing::warn!(request_id = %id, op = %op, status, ms = started.elapsed().as_millis() as u64, "s3 request");
-    } else {
-        tracing::info!(request_id = %id, op = %op, status, ms = started.elapsed().as_millis() as u64, "s3 request");
-    }
-    resp
+    let done = Finished { id, peer, op, status, code, received, started };
+    resp.map(|b| ObservedBody::wrap(b, done))
 }
 
 /// The XML error document (no body for HEAD).
@@ -121,7 +122,7 @@ pub fn error_response(e: &S3Error, resource: &str, id: &str, head: bool) -> Resp
 async fn serve(
     state: Arc<S3State>,
     parts: http::request::Parts,
-    body: Incoming,
+    body: RequestBody,
 ) -> (String, Result<Response<Body>, S3Error>) {
     let (bucket, key) = match vhost_bucket(&state, &parts.headers) {
         Some(b) => {
@@ -138,6 +139,13 @@ async fn serve(
         Ok(a) => a,
         Err(e) => return (op, Err(e)),
     };
+    // S3 rights first; the namespace then checks POSIX permissions of the
+    // key's identity, so a request must pass both.
+    if let (Some(need), Some(b)) = (crate::rights::needed(&endpoint), bucket.as_deref()) {
+        if let Err(e) = auth.rights.require(b, need) {
+            return (op, Err(e));
+        }
+    }
     let ctx = ReqCtx { state, headers: parts.headers, query, bucket, key, auth, body };
     let r = dispatch(endpoint, ctx).await;
     (op, r)

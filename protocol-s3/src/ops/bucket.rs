@@ -17,7 +17,8 @@ pub async fn list_buckets(c: ReqCtx) -> Result<Response<Body>, S3Error> {
         "<ListAllMyBucketsResult xmlns=\"{NS}\"><Owner><ID>{0}</ID><DisplayName>{0}</DisplayName></Owner><Buckets>",
         c.auth.access_key
     );
-    for (name, inode) in buckets {
+    // A key sees the buckets it holds a right on, and no others.
+    for (name, inode) in buckets.into_iter().filter(|(n, _)| c.auth.rights.on(&String::from_utf8_lossy(n)).is_some()) {
         s.push_str(&format!(
             "<Bucket>{}{}</Bucket>",
             el("Name", &String::from_utf8_lossy(&name)),

@@ -1,0 +1,247 @@
+//! `gateway user add|list|remove` and `gateway bucket create|list|remove`:
+//! they work on a data directory whether or not a gateway serves it. Users
+//! live in `<data>/users.toml`, which the commands edit directly and then
+//! ask a running gateway to re-read; bucket commands go through the admin
+//! socket when a gateway runs and open the namespace themselves otherwise.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use namespace::{Namespace, NamespaceConfig};
+
+use crate::admin::{self, Request};
+use crate::users::{self, UserEntry};
+
+/// Where the data directory is.
+#[derive(clap::Args, Debug)]
+pub struct DataDirArg {
+    /// Data directory of the gateway (the one `gateway serve` uses).
+    #[arg(long, env = "GATEWAY_DATA_DIR", default_value = "./gateway-data")]
+    pub data_dir: PathBuf,
+}
+
+/// `gateway user ...`
+#[derive(clap::Subcommand, Debug)]
+pub enum UserCmd {
+    /// Add an S3 user: prints its access key and secret (once).
+    Add {
+        /// User name (letters, digits, `.`, `_`, `-`).
+        name: String,
+        /// uid the key acts as (default: the configured default identity).
+        #[arg(long)]
+        uid: Option<u32>,
+        /// Primary gid (default: the configured default identity).
+        #[arg(long)]
+        gid: Option<u32>,
+        /// Supplementary gids, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        groups: Option<Vec<u32>>,
+        /// A right on a bucket, `BUCKET=read|write|admin` (`*` = any
+        /// bucket); repeat for several. Default: `*=write`.
+        #[arg(long = "bucket", value_name = "BUCKET=RIGHT")]
+        buckets: Vec<String>,
+        /// Access key to use (default: generated).
+        #[arg(long)]
+        access_key: Option<String>,
+        /// Secret to use (default: generated). Prefer the environment
+        /// variable: command lines are visible to other local users.
+        #[arg(long, env = "GATEWAY_USER_SECRET_KEY", hide_env_values = true)]
+        secret_key: Option<String>,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// List S3 users (never their secrets).
+    List {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Remove an S3 user; its key stops working at once on a running gateway.
+    Remove {
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+/// `gateway bucket ...`
+#[derive(clap::Subcommand, Debug)]
+pub enum BucketCmd {
+    /// Create a bucket (a top-level directory).
+    Create {
+        /// Bucket name (S3 rules: 3-63 characters of a-z 0-9 . -).
+        name: String,
+        /// Owner uid.
+        #[arg(long, default_value_t = 0)]
+        uid: u32,
+        /// Owner gid.
+        #[arg(long, default_value_t = 0)]
+        gid: u32,
+        /// Permission bits in octal, e.g. 775 (default 755).
+        #[arg(long, value_parser = parse_octal)]
+        mode: Option<u32>,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// List buckets with owner and mode.
+    List {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Remove an empty bucket.
+    Remove {
+        /// Bucket name.
+        name: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+fn parse_octal(s: &str) -> Result<u32, String> {
+    let t = s.trim_start_matches("0o");
+    match u32::from_str_radix(t, 8) {
+        Ok(m) if m <= 0o7777 => Ok(m),
+        _ => Err(format!("{s:?} is not an octal mode up to 7777")),
+    }
+}
+
+/// Runs a `user` command.
+pub fn user(cmd: UserCmd) -> anyhow::Result<()> {
+    match cmd {
+        UserCmd::Add { name, uid, gid, groups, buckets, access_key, secret_key, dir } => {
+            let mut rights = BTreeMap::new();
+            for b in &buckets {
+                let (bucket, right) =
+                    b.split_once('=').with_context(|| format!("--bucket {b:?}: expected BUCKET=read|write|admin"))?;
+                rights.insert(bucket.to_string(), right.to_string());
+            }
+            let generated = secret_key.is_none();
+            let entry = UserEntry {
+                name,
+                access_key: access_key.unwrap_or_else(users::generate_access_key),
+                secret_key: secret_key.unwrap_or_else(users::generate_secret),
+                uid,
+                gid,
+                groups,
+                buckets: (!rights.is_empty()).then_some(rights),
+            };
+            users::validate_entry(&entry, "user")?;
+            ensure_dir(&dir.data_dir)?;
+            let mut all = users::load_file(&dir.data_dir)?;
+            if all.iter().any(|u| u.name == entry.name) {
+                bail!("user {:?} already exists", entry.name);
+            }
+            if all.iter().any(|u| u.access_key == entry.access_key) {
+                bail!("access key {:?} is already in use", entry.access_key);
+            }
+            all.push(entry.clone());
+            users::save_file(&dir.data_dir, &all)?;
+            println!("added user {}", entry.name);
+            println!("  access key: {}", entry.access_key);
+            if generated {
+                println!("  secret key: {}  (shown once; kept in {})", entry.secret_key, users::USERS_FILE);
+            }
+            notify(&dir.data_dir)
+        }
+        UserCmd::List { dir } => {
+            let all = users::load_file(&dir.data_dir)?;
+            if all.is_empty() {
+                println!("no users in {} (config-file users and the root key are not listed)", users::USERS_FILE);
+            }
+            for u in all {
+                let show = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "default".into());
+                let rights = users::rights_of(&u)?
+                    .0
+                    .iter()
+                    .map(|(b, r)| format!("{b}={}", r.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let groups = u
+                    .groups
+                    .as_ref()
+                    .map(|g| g.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(","))
+                    .unwrap_or_else(|| "default".into());
+                println!(
+                    "{}\taccess_key={}\tuid={}\tgid={}\tgroups={}\tbuckets={}",
+                    u.name,
+                    u.access_key,
+                    show(u.uid),
+                    show(u.gid),
+                    groups,
+                    rights
+                );
+            }
+            Ok(())
+        }
+        UserCmd::Remove { name, dir } => {
+            let mut all = users::load_file(&dir.data_dir)?;
+            let before = all.len();
+            all.retain(|u| u.name != name);
+            if all.len() == before {
+                bail!("no user {name:?} in {}", users::users_path(&dir.data_dir).display());
+            }
+            users::save_file(&dir.data_dir, &all)?;
+            println!("removed user {name}");
+            notify(&dir.data_dir)
+        }
+    }
+}
+
+/// Tells a running gateway to re-read the users file.
+fn notify(data_dir: &Path) -> anyhow::Result<()> {
+    match admin::call(data_dir, &Request::ReloadUsers)? {
+        Some(r) if r.ok => {
+            println!("the running gateway reloaded its users ({})", r.lines.join("; "));
+            Ok(())
+        }
+        Some(r) => bail!("the running gateway refused the new users file: {}", r.error),
+        None => {
+            println!("no gateway is running on {}: the change applies at its next start", data_dir.display());
+            Ok(())
+        }
+    }
+}
+
+fn ensure_dir(data_dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))
+}
+
+/// Runs a `bucket` command: through a running gateway, else offline.
+pub fn bucket(cmd: BucketCmd) -> anyhow::Result<()> {
+    let (req, dir) = match cmd {
+        BucketCmd::Create { name, uid, gid, mode, dir } => (Request::BucketCreate { name, uid, gid, mode }, dir),
+        BucketCmd::List { dir } => (Request::BucketList, dir),
+        BucketCmd::Remove { name, dir } => (Request::BucketRemove { name }, dir),
+    };
+    let lines = match admin::call(&dir.data_dir, &req)? {
+        Some(r) if r.ok => r.lines,
+        Some(r) => bail!("{}", r.error),
+        None => offline(&dir.data_dir, req)?,
+    };
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(())
+}
+
+fn offline(data_dir: &Path, req: Request) -> anyhow::Result<Vec<String>> {
+    if !data_dir.join("meta").exists() {
+        if matches!(req, Request::BucketList) {
+            bail!("{} is not a gateway data directory (no meta/)", data_dir.display());
+        }
+        ensure_dir(data_dir)?;
+    }
+    let (ns, _) = Namespace::open(NamespaceConfig::new(data_dir))
+        .with_context(|| format!("opening {} (is a gateway without admin socket running?)", data_dir.display()))?;
+    let out = match req {
+        Request::BucketCreate { name, uid, gid, mode } => {
+            admin::create_bucket(&ns, &name, uid, gid, mode).map(|l| vec![l])
+        }
+        Request::BucketRemove { name } => admin::remove_bucket(&ns, &name).map(|l| vec![l]),
+        Request::BucketList => admin::list_buckets(&ns),
+        Request::ReloadUsers => Ok(Vec::new()),
+    };
+    ns.sync().context("flushing the data directory")?;
+    out.map_err(|e| anyhow::anyhow!(e))
+}
