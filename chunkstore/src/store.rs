@@ -310,6 +310,34 @@ impl ChunkStore {
         }
     }
 
+    /// Moves chunk `id` out of the store into `dest_dir` (created if needed;
+    /// on the same filesystem, e.g. `<data>/quarantine/chunks`), keeping its
+    /// name (a numbered suffix if taken), and makes the move durable.
+    /// Returns the new path, or `None` when the chunk file does not exist.
+    /// Used by fsck for damaged chunks: the bytes are kept for an operator,
+    /// and the store no longer serves them.
+    pub fn quarantine(&self, id: u64, dest_dir: &Path) -> Result<Option<PathBuf>> {
+        let src = self.path_of(id);
+        if !src.exists() {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(dest_dir)?;
+        let mut dest = dest_dir.join(format!("{id:016x}"));
+        let mut n = 1;
+        while dest.exists() {
+            dest = dest_dir.join(format!("{id:016x}.{n}"));
+            n += 1;
+        }
+        match std::fs::rename(&src, &dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        self.io.sync_dir(dest_dir)?;
+        self.io.sync_dir(src.parent().expect("chunk paths have a shard directory"))?;
+        Ok(Some(dest))
+    }
+
     /// Every file under the shard directories, chunks and strays alike.
     pub fn list(&self) -> Result<Vec<StoredChunk>> {
         let mut out = Vec::new();

@@ -134,3 +134,20 @@ fn list_finds_chunks_and_strays() {
     assert!(s.delete(0x1234).unwrap());
     assert!(!s.delete(0x1234).unwrap(), "delete is idempotent");
 }
+
+#[test]
+fn quarantine_moves_a_chunk_out_of_the_store_and_keeps_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), 1 << 20);
+    let d = data(1000, 3);
+    s.write_chunk(7, &d).unwrap();
+    s.barrier().unwrap();
+    let raw = std::fs::read(s.path_of(7)).unwrap();
+    let q = dir.path().join("quarantine").join("chunks");
+    let moved = s.quarantine(7, &q).unwrap().expect("the chunk existed");
+    assert_eq!(moved, q.join("0000000000000007"));
+    assert_eq!(std::fs::read(&moved).unwrap(), raw);
+    assert!(matches!(s.verify(7), Err(ChunkError::NotFound(7))));
+    assert!(s.list().unwrap().is_empty());
+    assert_eq!(s.quarantine(7, &q).unwrap(), None, "nothing left to move");
+}

@@ -17,6 +17,10 @@ pub enum MetaError {
     /// until it is reopened, because a failed fsync cannot be retried safely.
     #[error("metadata store poisoned by an earlier durability failure")]
     Poisoned,
+    /// Another process (or handle) holds the store's file lock: the data
+    /// directory is in use.
+    #[error("metadata store {} is locked by another process", .0.display())]
+    Locked(std::path::PathBuf),
     /// An operating-system I/O error outside the engine (opening, fsync).
     #[error("metadata store I/O: {0}")]
     Io(#[from] std::io::Error),

@@ -18,7 +18,7 @@ mod tree;
 
 pub use error::MetaError;
 pub use mem_store::MemStore;
-pub use sled_store::{SledConfig, SledStore};
+pub use sled_store::{SledConfig, SledStore, DEFAULT_LOCK_WAIT};
 pub use tree::Tree;
 
 use std::ops::Bound;

@@ -25,8 +25,9 @@ use sled::Transactional;
 
 use crate::{Abort, Direction, Entry, MetaError, MetaStore, Result, Tree, Txn, TxnBody};
 
-/// How long an open waits for a previous instance's file lock to go.
-const LOCK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long an open waits by default for a previous instance's file lock
+/// to go.
+pub const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Explicit sled settings; nothing is left to sled's defaults.
 #[derive(Clone, Debug)]
@@ -42,12 +43,23 @@ pub struct SledConfig {
     /// barrier: extents of unstable NFS writes never become durable
     /// before their chunks through a background flush.
     pub flush_every_ms: Option<u64>,
+    /// How long an open waits for sled's file lock before failing with
+    /// [`MetaError::Locked`]: long enough for a restart within one process
+    /// (sled's flusher releases the lock a moment after the last handle
+    /// goes); offline tools use a short wait to fail fast when a running
+    /// gateway holds the directory.
+    pub lock_wait: std::time::Duration,
 }
 
 impl SledConfig {
     /// Defaults sized for a storage node: 256 MiB cache, no background flush.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        SledConfig { path: path.into(), cache_capacity_bytes: 256 << 20, flush_every_ms: None }
+        SledConfig {
+            path: path.into(),
+            cache_capacity_bytes: 256 << 20,
+            flush_every_ms: None,
+            lock_wait: DEFAULT_LOCK_WAIT,
+        }
     }
 }
 
@@ -85,7 +97,10 @@ impl SledStore {
         let db = loop {
             match config.open() {
                 Ok(db) => break db,
-                Err(sled::Error::Io(e)) if is_lock_busy(&e) && started.elapsed() < LOCK_WAIT_MAX => {
+                Err(sled::Error::Io(e)) if is_lock_busy(&e) => {
+                    if started.elapsed() >= cfg.lock_wait {
+                        return Err(MetaError::Locked(cfg.path.clone()));
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
                 Err(e) => return Err(engine(e)),

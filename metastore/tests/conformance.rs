@@ -178,3 +178,20 @@ fn sled_reopens_immediately_after_drop() {
     let s = SledStore::open(&cfg).unwrap();
     assert_eq!(s.get(Tree::Sys, b"k").unwrap(), Some(vec![19]));
 }
+
+/// An open that cannot get the lock within `lock_wait` fails with `Locked`
+/// (offline tools such as fsck fail fast on a directory a gateway holds).
+#[test]
+fn sled_open_gives_up_after_its_lock_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SledConfig::new(dir.path().join("meta"));
+    let _held = SledStore::open(&cfg).unwrap();
+    let mut quick = cfg.clone();
+    quick.lock_wait = std::time::Duration::from_millis(100);
+    let t = std::time::Instant::now();
+    match SledStore::open(&quick) {
+        Err(metastore::MetaError::Locked(p)) => assert_eq!(p, cfg.path),
+        other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+    }
+    assert!(t.elapsed() < std::time::Duration::from_secs(3));
+}

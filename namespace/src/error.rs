@@ -91,7 +91,7 @@ impl From<metastore::MetaError> for NsError {
     fn from(e: metastore::MetaError) -> Self {
         use metastore::MetaError as M;
         match e {
-            M::Poisoned => NsError::Unavailable(e.to_string()),
+            M::Poisoned | M::Locked(_) => NsError::Unavailable(e.to_string()),
             M::Aborted | M::Interrupted | M::Engine(_) | M::Io(_) => NsError::Internal(e.to_string()),
         }
     }

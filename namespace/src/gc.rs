@@ -10,15 +10,13 @@
 //! - the orphan scan deletes chunk files that no metadata references at all
 //!   (left by a crash between writing data and committing metadata).
 
-use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::time::{Duration, SystemTime};
 
 use metastore::{Direction, Tree};
 
 use crate::limits::{COMPLETED_UPLOAD_RETENTION_NS, REAP_BATCH_EXTENTS};
-use crate::ns::ROOT_INO;
-use crate::record::{ChunkRef, Dentry, Extent, Inode, Kind, Upload, UploadState, FLAG_HAS_OBJMETA, FLAG_STAGING};
+use crate::record::{ChunkRef, Extent, Upload, UploadState};
 use crate::{keys, Namespace, NsError, NsResult};
 
 /// Rows fetched per scan step.
@@ -52,7 +50,7 @@ pub struct IntegrityReport {
     pub problems: Vec<String>,
 }
 
-fn scan_all(ns: &Namespace, tree: Tree, mut f: impl FnMut(&[u8], &[u8]) -> NsResult<()>) -> NsResult<()> {
+pub(crate) fn scan_all(ns: &Namespace, tree: Tree, mut f: impl FnMut(&[u8], &[u8]) -> NsResult<()>) -> NsResult<()> {
     let mut from: Option<Vec<u8>> = None;
     loop {
         let lo = match &from {
@@ -210,131 +208,19 @@ impl Namespace {
     /// Checks that metadata and chunks agree: every extent's chunk exists
     /// and verifies, reference counts match the extents, directory counts
     /// and link counts add up, every dentry names a live inode. Reads every
-    /// referenced chunk once.
+    /// referenced chunk once. Leftovers of interrupted work (unreferenced
+    /// chunks, stray files, unlinked inodes not yet reaped) are counted, not
+    /// problems. This is [`Namespace::fsck`] without a grace or repair.
     pub fn check_integrity(&self) -> NsResult<IntegrityReport> {
-        let mut r = IntegrityReport::default();
-        let mut inodes: HashMap<u64, Inode> = HashMap::new();
-        scan_all(self, Tree::Inodes, |k, v| {
-            let n: Inode = crate::record::decode("inode", v)?;
-            if k != keys::id(n.ino) {
-                r.problems.push(format!("inode record under key {k:?} names {}", n.ino));
-            }
-            inodes.insert(n.ino, n);
-            Ok(())
-        })?;
-        r.inodes = inodes.len() as u64;
-        scan_all(self, Tree::ObjMeta, |k, _| {
-            let ino = u64::from_be_bytes(k.try_into().map_err(|_| NsError::Corrupt("objmeta key".into()))?);
-            match inodes.get(&ino) {
-                Some(n) if !n.has(FLAG_HAS_OBJMETA) => {
-                    r.problems.push(format!("inode {ino} has object metadata but not the flag"))
-                }
-                None => r.problems.push(format!("object metadata of missing inode {ino}")),
-                Some(_) => {}
-            }
-            Ok(())
-        })?;
-        let mut entries: HashMap<u64, u64> = HashMap::new();
-        let mut subdirs: HashMap<u64, u32> = HashMap::new();
-        let mut links: HashMap<u64, u32> = HashMap::new();
-        scan_all(self, Tree::Dentries, |k, v| {
-            let parent = u64::from_be_bytes(k[..8].try_into().expect("8"));
-            let d: Dentry = crate::record::decode("dentry", v)?;
-            *entries.entry(parent).or_default() += 1;
-            match inodes.get(&d.ino) {
-                None => r.problems.push(format!("dentry {k:?} names missing inode {}", d.ino)),
-                Some(n) if n.kind != d.kind => r.problems.push(format!("dentry {k:?} kind disagrees with inode")),
-                Some(n) if n.kind == Kind::Dir => {
-                    *subdirs.entry(parent).or_default() += 1;
-                    if n.parent != parent {
-                        r.problems.push(format!("directory {} parent {} but listed in {parent}", n.ino, n.parent));
-                    }
-                }
-                Some(_) => *links.entry(d.ino).or_default() += 1,
-            }
-            Ok(())
-        })?;
-        let mut orphans = std::collections::HashSet::new();
-        scan_all(self, Tree::Orphans, |k, _| {
-            orphans.insert(u64::from_be_bytes(k.try_into().expect("8")));
-            Ok(())
-        })?;
-        for n in inodes.values() {
-            match n.kind {
-                Kind::Dir => {
-                    let e = entries.get(&n.ino).copied().unwrap_or(0);
-                    if e != n.entries {
-                        r.problems.push(format!("directory {} counts {} entries, has {e}", n.ino, n.entries));
-                    }
-                    let want = 2 + subdirs.get(&n.ino).copied().unwrap_or(0);
-                    if n.nlink != want {
-                        r.problems.push(format!("directory {} nlink {} should be {want}", n.ino, n.nlink));
-                    }
-                    if n.ino != ROOT_INO && !inodes.contains_key(&n.parent) {
-                        r.problems.push(format!("directory {} has missing parent {}", n.ino, n.parent));
-                    }
-                }
-                Kind::File | Kind::Symlink => {
-                    let l = links.get(&n.ino).copied().unwrap_or(0);
-                    if n.has(FLAG_STAGING) {
-                        continue;
-                    }
-                    if l != n.nlink {
-                        r.problems.push(format!("inode {} nlink {} but {l} names", n.ino, n.nlink));
-                    }
-                    if l == 0 && !orphans.contains(&n.ino) {
-                        r.problems.push(format!("inode {} has no name and is not an orphan", n.ino));
-                    }
-                }
-            }
-        }
-        let mut refs: BTreeMap<u64, u64> = BTreeMap::new();
-        let mut last_end: HashMap<u64, u64> = HashMap::new();
-        scan_all(self, Tree::Extents, |k, v| {
-            let (ino, off) = keys::unpair(k);
-            let e: Extent = crate::record::decode("extent", v)?;
-            r.extents += 1;
-            match inodes.get(&ino) {
-                None => r.problems.push(format!("extent {ino}@{off} of missing inode")),
-                Some(n) if off + e.len as u64 > n.size && !n.has(FLAG_STAGING) && n.nlink > 0 => {
-                    r.problems.push(format!("extent {ino}@{off}+{} beyond size {}", e.len, n.size))
-                }
-                Some(_) => {}
-            }
-            if last_end.get(&ino).is_some_and(|&end| end > off) {
-                r.problems.push(format!("extent {ino}@{off} overlaps the previous one"));
-            }
-            last_end.insert(ino, off + e.len as u64);
-            *refs.entry(e.chunk).or_default() += 1;
-            Ok(())
-        })?;
-        let mut counted: HashMap<u64, u64> = HashMap::new();
-        scan_all(self, Tree::ChunkRefs, |k, v| {
-            let c: ChunkRef = crate::record::decode("chunk_ref", v)?;
-            counted.insert(u64::from_be_bytes(k.try_into().expect("8")), c.count);
-            Ok(())
-        })?;
-        for (&chunk, &n) in &refs {
-            if counted.get(&chunk) != Some(&n) {
-                r.problems.push(format!("chunk {chunk:016x} has {n} extents, count says {:?}", counted.get(&chunk)));
-            }
-            if let Err(e) = self.chunks.verify(chunk) {
-                r.problems.push(format!("chunk {chunk:016x}: {e}"));
-            }
-        }
-        for (&chunk, &n) in &counted {
-            if n > 0 && !refs.contains_key(&chunk) {
-                r.problems.push(format!("chunk {chunk:016x} counted {n} but no extent uses it"));
-            }
-        }
-        r.chunks_referenced = refs.len() as u64;
-        for c in self.chunks.list()? {
-            match c.id {
-                None => r.stray_files += 1,
-                Some(id) if !refs.contains_key(&id) => r.chunks_unreferenced += 1,
-                Some(_) => {}
-            }
-        }
-        Ok(r)
+        let opts = crate::fsck::FsckOptions { repair: false, grace: Duration::MAX, online: false };
+        let (report, unreferenced, stray) = self.fsck_check_only(&opts)?;
+        Ok(IntegrityReport {
+            inodes: report.inodes,
+            extents: report.extents,
+            chunks_referenced: report.chunks_referenced,
+            chunks_unreferenced: unreferenced,
+            stray_files: stray,
+            problems: report.problems.iter().filter(|p| !p.kind.is_leftover()).map(|p| p.to_string()).collect(),
+        })
     }
 }

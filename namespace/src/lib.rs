@@ -16,6 +16,7 @@ pub mod clock;
 mod data;
 mod dirops;
 mod error;
+mod fsck;
 mod gc;
 mod keys;
 pub mod limits;
@@ -33,6 +34,10 @@ pub use clock::{Clock, ManualClock, Nanos, SystemClock};
 pub use data::Stability;
 pub use dirops::{CreateMode, DirEntry, SetAttr, SetTime};
 pub use error::{NsError, NsResult};
+pub use fsck::{
+    FsckOptions, FsckProblem, FsckProgress, FsckReport, ProblemKind, QuarantineRecord, QUARANTINE_DIR,
+    QUARANTINE_RECORD_VERSION, QUARANTINE_REPORT,
+};
 pub use gc::{GcReport, IntegrityReport};
 pub use list::{ListEntry, ListPage, ListParams};
 pub use multipart::{CompletePart, CompletedUpload, PartInfo, UploadInfo};

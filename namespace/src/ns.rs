@@ -32,6 +32,10 @@ pub struct NamespaceConfig {
     pub chunk_size_bytes: usize,
     /// sled page cache.
     pub meta_cache_bytes: u64,
+    /// How long opening waits for the metadata store's lock (held by
+    /// another open handle, e.g. a running gateway) before failing with
+    /// `Unavailable`.
+    pub meta_lock_wait: Duration,
     /// How long a chunk dropped from metadata survives before GC deletes it,
     /// so that readers that pinned the old extents can finish.
     pub gc_grace: Duration,
@@ -55,6 +59,7 @@ impl NamespaceConfig {
             data_dir: data_dir.into(),
             chunk_size_bytes: chunkstore::DEFAULT_CHUNK_SIZE_BYTES,
             meta_cache_bytes: 256 << 20,
+            meta_lock_wait: metastore::DEFAULT_LOCK_WAIT,
             gc_grace: Duration::from_secs(600),
             orphan_chunk_grace: Duration::from_secs(3600),
             default_file_mode: 0o644,
@@ -102,13 +107,59 @@ impl Namespace {
     /// Opens the data directory with the sled engine and the chunk store,
     /// creating it if needed, and runs recovery.
     pub fn open(cfg: NamespaceConfig) -> NsResult<(Self, RecoveryReport)> {
-        let mut sled_cfg = SledConfig::new(cfg.data_dir.join("meta"));
-        sled_cfg.cache_capacity_bytes = cfg.meta_cache_bytes;
-        let meta: Arc<dyn MetaStore> = Arc::new(SledStore::open(&sled_cfg)?);
-        let mut ccfg = ChunkStoreConfig::new(&cfg.data_dir);
-        ccfg.chunk_size_bytes = cfg.chunk_size_bytes;
-        let chunks = Arc::new(ChunkStore::open(&ccfg, cfg.chunk_io.clone())?);
+        let (meta, chunks) = open_stores(&cfg)?;
         Self::with_stores(meta, chunks, cfg)
+    }
+
+    /// Opens an existing data directory for inspection (fsck): no recovery
+    /// runs and nothing is written (the boot epoch is not bumped), so the
+    /// state is seen exactly as a crash or a stop left it. Fails with
+    /// `NotFound` when `cfg.data_dir` holds no data directory and with
+    /// `Unavailable` when another process holds it (after
+    /// `cfg.meta_lock_wait`). Mutating calls on the handle work, but
+    /// callers should use it only for [`Namespace::fsck`].
+    pub fn open_offline(cfg: NamespaceConfig) -> NsResult<Self> {
+        if !cfg.data_dir.join("meta").is_dir() || !cfg.data_dir.join("chunks").is_dir() {
+            return Err(NsError::NotFound);
+        }
+        let (meta, chunks) = open_stores(&cfg)?;
+        let read_u64 = |k: &[u8]| -> NsResult<u64> {
+            let v = meta
+                .get(Tree::Sys, k)?
+                .ok_or_else(|| NsError::Corrupt(format!("sys/{} missing", String::from_utf8_lossy(k))))?;
+            crate::record::decode("sys", &v)
+        };
+        let version = read_u64(b"format")?;
+        if version != FORMAT_VERSION {
+            return Err(NsError::Corrupt(format!("data directory format {version} is not {FORMAT_VERSION}")));
+        }
+        let fsid = read_u64(b"fsid")?;
+        let boot_epoch = read_u64(b"boot_epoch")?;
+        let now = cfg.clock.now_ns();
+        Ok(Self::assemble(meta, chunks, cfg, fsid, boot_epoch, now))
+    }
+
+    fn assemble(
+        meta: Arc<dyn MetaStore>,
+        chunks: Arc<ChunkStore>,
+        cfg: NamespaceConfig,
+        fsid: u64,
+        boot_epoch: u64,
+        now: Nanos,
+    ) -> Self {
+        Namespace {
+            meta,
+            chunks,
+            fsid,
+            boot_epoch,
+            last_time: AtomicI64::new(now),
+            extent_locks: ExtentLocks::new(),
+            upload_locks: UploadLocks::new(),
+            pins: Mutex::new(HashMap::new()),
+            staging: Mutex::new(HashSet::new()),
+            hidden_names: AtomicU64::new(0),
+            cfg,
+        }
     }
 
     /// Opens over given stores (tests use the in-memory metastore).
@@ -151,19 +202,7 @@ impl Namespace {
         })?;
         meta.sync()?;
         report.boot_epoch = boot_epoch;
-        let ns = Namespace {
-            meta,
-            chunks,
-            fsid,
-            boot_epoch,
-            last_time: AtomicI64::new(now),
-            extent_locks: ExtentLocks::new(),
-            upload_locks: UploadLocks::new(),
-            pins: Mutex::new(HashMap::new()),
-            staging: Mutex::new(HashSet::new()),
-            hidden_names: AtomicU64::new(0),
-            cfg,
-        };
+        let ns = Self::assemble(meta, chunks, cfg, fsid, boot_epoch, now);
         report.orphans_reaped = ns.reap_orphans()?;
         // Nothing is in flight at start-up, so every unreferenced chunk is
         // garbage, whatever its age.
@@ -197,6 +236,11 @@ impl Namespace {
     /// Names hidden from S3 listings because they are not valid UTF-8.
     pub fn hidden_name_count(&self) -> u64 {
         self.hidden_names.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the metastore occupies on disk (metrics).
+    pub fn metastore_size_bytes(&self) -> NsResult<u64> {
+        Ok(self.meta.size_on_disk_bytes()?)
     }
 
     /// Durability barrier for everything committed so far (NFS COMMIT).
@@ -276,6 +320,18 @@ impl Namespace {
         }
         Ok(inode)
     }
+}
+
+/// Opens the metadata store and the chunk store of `cfg.data_dir`.
+fn open_stores(cfg: &NamespaceConfig) -> NsResult<(Arc<dyn MetaStore>, Arc<ChunkStore>)> {
+    let mut sled_cfg = SledConfig::new(cfg.data_dir.join("meta"));
+    sled_cfg.cache_capacity_bytes = cfg.meta_cache_bytes;
+    sled_cfg.lock_wait = cfg.meta_lock_wait;
+    let meta: Arc<dyn MetaStore> = Arc::new(SledStore::open(&sled_cfg)?);
+    let mut ccfg = ChunkStoreConfig::new(&cfg.data_dir);
+    ccfg.chunk_size_bytes = cfg.chunk_size_bytes;
+    let chunks = Arc::new(ChunkStore::open(&ccfg, cfg.chunk_io.clone())?);
+    Ok((meta, chunks))
 }
 
 /// Capacity of the data volume, from `statvfs`.
