@@ -6,6 +6,7 @@
 mod admin;
 mod config;
 mod credentials;
+mod fsck;
 mod manage;
 mod observe;
 mod server;
@@ -31,6 +32,10 @@ enum Cmd {
     /// Manage buckets (through a running gateway, or offline).
     #[command(subcommand)]
     Bucket(manage::BucketCmd),
+    /// Check a data directory (chunks, checksums, counts, orphans) and
+    /// optionally repair it; exits 0 when clean, 1 on damage, 3 when it
+    /// cannot run.
+    Fsck(fsck::FsckArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::User(cmd) => manage::user(cmd),
         Cmd::Bucket(cmd) => manage::bucket(cmd),
+        Cmd::Fsck(args) => std::process::exit(fsck::main(args)),
     }
 }
 

@@ -208,23 +208,23 @@ impl Fix {
 }
 
 /// One inconsistency found by [`Namespace::fsck`].
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FsckProblem {
     /// What kind of problem.
     pub kind: ProblemKind,
     /// What and where, for a human.
     pub detail: String,
     /// The inode concerned, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ino: Option<u64>,
     /// The chunk concerned, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk: Option<u64>,
     /// Paths (`bucket/key`) of the files concerned, when known.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
     /// What repair did about it; `None` when not repaired (or not asked).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repair: Option<String>,
     #[serde(skip)]
     fix: Option<Fix>,
@@ -274,8 +274,9 @@ pub struct QuarantineRecord {
     pub problem: String,
 }
 
-/// What [`Namespace::fsck`] found (and, with repair, did).
-#[derive(Clone, Debug, Default, Serialize)]
+/// What [`Namespace::fsck`] found (and, with repair, did). Serializes to
+/// JSON and back, so a running gateway can send it to the CLI.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct FsckReport {
     /// Checked while a gateway was serving.
     pub online: bool,
