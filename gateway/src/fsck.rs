@@ -71,7 +71,9 @@ pub fn main(args: FsckArgs) -> i32 {
         Ok(report) => {
             let mut out = std::io::stdout().lock();
             let written = if args.json {
-                serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from).and_then(|_| writeln!(out))
+                serde_json::to_writer_pretty(&mut out, &report)
+                    .map_err(std::io::Error::from)
+                    .and_then(|_| writeln!(out))
             } else {
                 render(&report, &data_dir, started.elapsed(), &mut out)
             };
@@ -145,9 +147,7 @@ impl Bar {
         match p {
             FsckProgress::Phase { name, total, unit } => {
                 let style = if total > 0 && unit == "bytes" {
-                    ProgressStyle::with_template(
-                        "{msg:>18} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-                    )
+                    ProgressStyle::with_template("{msg:>18} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
                 } else if total > 0 {
                     ProgressStyle::with_template("{msg:>18} [{bar:40}] {pos}/{len}")
                 } else {
@@ -179,7 +179,13 @@ pub fn render(report: &FsckReport, data_dir: &Path, took: Duration, out: &mut dy
         (false, true) => "offline, repair",
         (false, false) => "offline, check only",
     };
-    writeln!(out, "fsck of {} ({mode}, grace {} s, {:.1} s)", data_dir.display(), report.grace_secs, took.as_secs_f64())?;
+    writeln!(
+        out,
+        "fsck of {} ({mode}, grace {} s, {:.1} s)",
+        data_dir.display(),
+        report.grace_secs,
+        took.as_secs_f64()
+    )?;
     writeln!(
         out,
         "  metadata: {} inodes ({} files, {} directories, {} symlinks, {} multipart parts), {} entries, {} extents",
