@@ -178,6 +178,8 @@ impl ChunkStore {
                 return Err(ChunkError::from_write(e));
             }
         }
+        metrics::counter!("gateway_chunkstore_written_bytes_total").increment(len);
+        metrics::counter!("gateway_chunkstore_chunks_written_total").increment(1);
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.chunks.push(id);
         pending.shards.insert(Self::shard(id));
@@ -193,6 +195,10 @@ impl ChunkStore {
         let _g = self.barrier_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.check_poison()?;
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if pending.chunks.is_empty() && pending.shards.is_empty() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
         // Several fdatasyncs at once keep the device's queue full, as one
         // large fsync of a single file would.
         let failure = Mutex::new(None);
@@ -226,6 +232,7 @@ impl ChunkStore {
             let dir = self.root.join(format!("{shard:02x}"));
             self.io.sync_dir(&dir).map_err(|e| self.poison(e))?;
         }
+        metrics::histogram!("gateway_chunkstore_barrier_duration_seconds").record(started.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -274,6 +281,7 @@ impl ChunkStore {
             let from = (offset - data_start) as usize;
             buf.copy_from_slice(&scratch[from..from + (end - offset) as usize]);
         }
+        metrics::counter!("gateway_chunkstore_read_bytes_total").increment(buf.len() as u64);
         Ok(())
     }
 

@@ -11,6 +11,7 @@
 //! - [`exports`]: allow-lists, squashing, read-only and sync options.
 //! - [`drc`]: the duplicate request cache that replays replies.
 //! - [`server`]: accept loop and connections with bounded concurrency.
+//! - [`observe`]: the per-call log line and metrics.
 //!
 //! API boundary: this crate is the only one that knows XDR; it sees the
 //! namespace through `Namespace` and `NsError` only.
@@ -21,6 +22,7 @@ pub mod exports;
 pub mod handle;
 pub mod mount;
 pub mod nfs;
+pub mod observe;
 pub mod rpc;
 pub mod server;
 pub mod state;

@@ -12,7 +12,7 @@
 //! all connections (each up to `RECORD_BYTES_MAX`). On shutdown the
 //! reader stops, in-flight calls finish and their replies are flushed.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use crate::args::Args;
 use crate::drc::{DrcKey, Lookup};
 use crate::mount::{mount_call, portmap_call, MOUNT_PROGRAM, NFS_PROGRAM, PORTMAP_PROGRAM};
 use crate::nfs::{non_idempotent, proc_name, Ctx};
+use crate::observe::{call_label, call_status, CallRecord, ConnectionGauge};
 use crate::rpc::{decode_call, frame_reply, read_record, AcceptStat, Call, Reply, RECORD_BYTES_MAX};
 use crate::state::NfsState;
 pub use crate::state::NFS_CALLS_IN_FLIGHT_MAX;
@@ -58,14 +59,16 @@ pub async fn serve(listener: TcpListener, state: Arc<NfsState>, shutdown: Cancel
         let (state, shutdown) = (state.clone(), shutdown.clone());
         tracker.spawn(async move {
             let _permit = permit;
-            connection(stream, peer.ip(), state, shutdown).await;
+            let _gauge = ConnectionGauge::open();
+            connection(stream, peer, state, shutdown).await;
         });
     }
     tracker.close();
     tracker
 }
 
-async fn connection(stream: TcpStream, client: IpAddr, state: Arc<NfsState>, shutdown: CancellationToken) {
+async fn connection(stream: TcpStream, peer: SocketAddr, state: Arc<NfsState>, shutdown: CancellationToken) {
+    let client = peer.ip();
     let (mut rd, mut wr) = stream.into_split();
     let in_flight = state.cfg.in_flight_per_connection.max(1);
     let (tx, mut rx) = mpsc::channel::<Framed>(in_flight);
@@ -118,7 +121,7 @@ async fn connection(stream: TcpStream, client: IpAddr, state: Arc<NfsState>, shu
         let (state, tx) = (state.clone(), tx.clone());
         calls.spawn(async move {
             let _slots = (slot, global);
-            if let Some(reply) = execute(state, client, call, record).await {
+            if let Some(reply) = execute(state, peer, call, record).await {
                 let _ = tx.send(reply).await;
             }
         });
@@ -133,17 +136,26 @@ async fn connection(stream: TcpStream, client: IpAddr, state: Arc<NfsState>, shu
 type Framed = Arc<Vec<u8>>;
 
 /// Runs one call; `None` means send nothing (a duplicate still running).
-async fn execute(state: Arc<NfsState>, client: IpAddr, call: Call, record: Vec<u8>) -> Option<Framed> {
+/// Writes the call's log line and metrics (see [`crate::observe`]).
+async fn execute(state: Arc<NfsState>, peer: SocketAddr, call: Call, record: Vec<u8>) -> Option<Framed> {
+    let client: IpAddr = peer.ip();
     let xid = call.xid;
-    let refuse = |reply: Vec<u8>| Some(Arc::new(frame_reply(&reply)));
+    let refuse = |reply: Vec<u8>| {
+        crate::observe::refused(peer, xid, call.prog, call.vers);
+        Some(Arc::new(frame_reply(&reply)))
+    };
     match (call.prog, call.vers) {
         (NFS_PROGRAM, 3) | (MOUNT_PROGRAM, 3) | (PORTMAP_PROGRAM, 2) => {}
         (NFS_PROGRAM, _) | (MOUNT_PROGRAM, _) => return refuse(Reply::prog_mismatch(xid, 3, 3)),
         (PORTMAP_PROGRAM, _) => return refuse(Reply::prog_mismatch(xid, 2, 2)),
         // NLM (100021), NFS_ACL (100227) and the rest: not served
         // (clients mount with `nolock`).
-        _ => return Some(Arc::new(Reply::accepted_framed(xid, AcceptStat::ProgUnavail, &[]))),
+        _ => {
+            crate::observe::refused(peer, xid, call.prog, call.vers);
+            return Some(Arc::new(Reply::accepted_framed(xid, AcceptStat::ProgUnavail, &[])));
+        }
     }
+    let label = call_label(call.prog, call.proc_);
     let cached = call.prog == NFS_PROGRAM && non_idempotent(call.proc_);
     let key = cached.then(|| {
         DrcKey::new(client, xid, call.prog, call.vers, call.proc_, &record[call.args_offset.min(record.len())..])
@@ -151,14 +163,21 @@ async fn execute(state: Arc<NfsState>, client: IpAddr, call: Call, record: Vec<u
     if let Some(k) = &key {
         match state.drc.begin(k.clone()) {
             Lookup::Execute => {}
-            Lookup::Drop => return None,
-            Lookup::Replay(bytes) => return Some(bytes),
+            Lookup::Drop => {
+                crate::observe::duplicate(peer, xid, label, false);
+                return None;
+            }
+            Lookup::Replay(bytes) => {
+                crate::observe::duplicate(peer, xid, label, true);
+                return Some(bytes);
+            }
         }
     }
     let started = std::time::Instant::now();
     let st = state.clone();
     let prog = call.prog;
     let proc_ = call.proc_;
+    let bytes_in = record.len() as u64;
     let result = tokio::task::spawn_blocking(move || {
         let mut args = Args::new(&record, call.args_offset);
         match prog {
@@ -168,20 +187,34 @@ async fn execute(state: Arc<NfsState>, client: IpAddr, call: Call, record: Vec<u
         }
     })
     .await;
-    let reply = Arc::new(match result {
-        Ok(Ok(body)) => Reply::accepted_framed(xid, AcceptStat::Success, &body),
-        Ok(Err(stat)) => Reply::accepted_framed(xid, stat, &[]),
+    let (reply, status) = match result {
+        Ok(Ok(body)) => {
+            let status = call_status(prog, proc_, Ok(&body));
+            (Arc::new(Reply::accepted_framed(xid, AcceptStat::Success, &body)), status)
+        }
+        Ok(Err(stat)) => (Arc::new(Reply::accepted_framed(xid, stat, &[])), call_status(prog, proc_, Err(stat))),
         Err(e) => {
-            tracing::error!(%client, xid, proc = proc_name(proc_), error = %e, "NFS handler failed");
+            tracing::error!(client = %peer, xid, proc = proc_name(proc_), error = %e, "NFS handler failed");
             if let Some(k) = &key {
                 state.drc.forget(k);
             }
-            return Some(Arc::new(Reply::accepted_framed(xid, AcceptStat::SystemErr, &[])));
+            let reply = Arc::new(Reply::accepted_framed(xid, AcceptStat::SystemErr, &[]));
+            let status = call_status(prog, proc_, Err(AcceptStat::SystemErr));
+            CallRecord {
+                peer,
+                xid,
+                proc_: label,
+                status,
+                bytes_in,
+                bytes_out: reply.len() as u64,
+                elapsed: started.elapsed(),
+            }
+            .emit();
+            return Some(reply);
         }
-    });
-    if prog == NFS_PROGRAM {
-        tracing::debug!(%client, xid, proc = proc_name(proc_), micros = started.elapsed().as_micros() as u64, "nfs call");
-    }
+    };
+    CallRecord { peer, xid, proc_: label, status, bytes_in, bytes_out: reply.len() as u64, elapsed: started.elapsed() }
+        .emit();
     if let Some(k) = &key {
         state.drc.complete(k, reply.clone());
     }

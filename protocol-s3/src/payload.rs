@@ -6,13 +6,13 @@
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use sha2::Digest;
 
 use crate::auth::Payload;
 use crate::checksum::{b64, unb64, Algo, Hasher};
 use crate::chunked::ChunkedDecoder;
 use crate::error::S3Error;
+use crate::observe::RequestBody;
 
 /// What the body turned out to hold.
 #[derive(Debug, Default)]
@@ -53,7 +53,7 @@ fn wanted_checksum(h: &HeaderMap) -> Result<Option<(Algo, Option<String>)>, S3Er
 
 /// Reads the whole body through `sink`, at most `limit` decoded bytes.
 pub async fn read_payload(
-    body: &mut Incoming,
+    body: &mut RequestBody,
     headers: &HeaderMap,
     payload: &Payload,
     limit: u64,
@@ -168,7 +168,7 @@ pub async fn read_payload(
 
 /// Reads a small body (XML) into memory, at most `limit` bytes.
 pub async fn read_small(
-    body: &mut Incoming,
+    body: &mut RequestBody,
     headers: &HeaderMap,
     payload: &Payload,
     limit: u64,

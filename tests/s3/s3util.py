@@ -136,7 +136,7 @@ def start_gateway(
         )
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [str(binary), "serve", "--data-dir", str(data_dir), "--s3-listen", "127.0.0.1:0", "--nfs-listen", "127.0.0.1:0"]
+    cmd = [str(binary), "serve", "--data-dir", str(data_dir), "--s3-listen", "127.0.0.1:0", "--nfs-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"]
     if tls_cert is not None:
         cmd += ["--tls-cert", str(tls_cert), "--tls-key", str(tls_key)]
     cmd += list(extra_args)
