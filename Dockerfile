@@ -17,7 +17,6 @@
 #   RUST_IMAGE      builder image (default rust:1.95-bookworm)
 #   RUNTIME_IMAGE   runtime base (default debian:bookworm-slim; any Debian-like
 #                   image with bash and useradd works)
-#   GATEWAY_UID     uid/gid of the `gateway` user (default 10001)
 #
 # The stages are ordered so that the legacy builder (DOCKER_BUILDKIT=0), which
 # builds every stage before the target, never needs the compiler image for
@@ -28,12 +27,14 @@ ARG RUST_IMAGE=rust:1.95-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 # ---------------------------------------------------------------- runtime base
+# (Few instructions: the legacy builder commits a layer for each, slowly on
+# some storage drivers.)
 FROM ${RUNTIME_IMAGE} AS runtime-base
-ARG GATEWAY_UID=10001
+# The `gateway` user and group (uid/gid 10001) own /data.
 RUN set -eu; \
-    if ! getent group gateway >/dev/null; then groupadd --system --gid "$GATEWAY_UID" gateway; fi; \
+    if ! getent group gateway >/dev/null; then groupadd --system --gid 10001 gateway; fi; \
     if ! getent passwd gateway >/dev/null; then \
-        useradd --system --uid "$GATEWAY_UID" --gid gateway --home-dir /data --no-create-home \
+        useradd --system --uid 10001 --gid gateway --home-dir /data --no-create-home \
             --shell /usr/sbin/nologin gateway; \
     fi; \
     mkdir -p /data /etc/gateway; \
@@ -42,32 +43,31 @@ RUN set -eu; \
 # Listen on every interface of the container; the port mapping decides what
 # is reachable. Docker lets unprivileged processes bind ports below 1024
 # inside a container (net.ipv4.ip_unprivileged_port_start=0), so NFS keeps
-# its standard port 2049 and portmap could use 111.
+# its standard port 2049.
 ENV GATEWAY_DATA_DIR=/data \
     GATEWAY_S3_LISTEN=0.0.0.0:9000 \
     GATEWAY_NFS_LISTEN=0.0.0.0:2049 \
     GATEWAY_METRICS_LISTEN=0.0.0.0:9095
 EXPOSE 9000 2049 9095
 VOLUME ["/data"]
-WORKDIR /data
 # Healthy while /readyz on the metrics port answers 200: recovery is done
 # and every listener is bound (/healthz only says the process runs). HTTP by
 # bash's /dev/tcp, so the image needs no curl.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \
     CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9095 && printf 'GET /readyz HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && read -r -t 3 proto code rest <&3 && [ \"$code\" = 200 ]"]
-STOPSIGNAL SIGTERM
+# SIGTERM (the default stop signal) drains in-flight requests for up to
+# shutdown_deadline_secs (30 s): give `docker stop` a longer -t.
 ENTRYPOINT ["/usr/local/bin/gateway"]
 CMD ["serve"]
 
 # ------------------------------------------------- runtime with a prebuilt binary
 FROM runtime-base AS runtime-prebuilt
 # Dockerfile is named only so that the COPY has a source when the binary is
-# absent (a legacy-builder build of the default target).
+# absent (a legacy-builder build of the default target passes through here).
 COPY Dockerfile target/release/gatewa[y] /tmp/prebuilt/
 RUN set -eu; \
     if [ -f /tmp/prebuilt/gateway ]; then \
         install -m 0755 /tmp/prebuilt/gateway /usr/local/bin/gateway; \
-        /usr/local/bin/gateway --version; \
     else \
         echo "runtime-prebuilt: no target/release/gateway in the build context (run cargo build --release -p gateway first)" >&2; \
     fi; \

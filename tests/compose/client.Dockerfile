@@ -15,7 +15,6 @@ RUN set -eu; \
         rm -rf /var/lib/apt/lists/*; \
     fi; \
     aws --version; nfs-ls 2>&1 | head -n 1 || true
+# (lab-smoke is executable in the repository; COPY keeps the mode.)
 COPY lab-smoke /usr/local/bin/lab-smoke
-RUN chmod 0755 /usr/local/bin/lab-smoke
-WORKDIR /tmp
 CMD ["lab-smoke"]
