@@ -25,6 +25,7 @@ mod locks;
 mod multipart;
 mod ns;
 mod object;
+mod precheck;
 pub mod path;
 pub mod record;
 mod tx;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use md5::{Digest, Md5};
 use metastore::{Direction, Tree};
 
-use crate::access::{self, Caller};
+use crate::access::Caller;
 use crate::clock::Nanos;
 use crate::limits::{
     OBJECT_SIZE_BYTES_MAX, PAGE_ENTRIES_MAX, PART_LAYOUT_RUNS_MAX, PART_NUMBER_MAX, PART_SIZE_BYTES_MAX,
@@ -88,7 +88,8 @@ impl Namespace {
         }
         check_meta_limits(&meta)?;
         let b = self.bucket(bucket)?;
-        access::check(caller, &b, crate::access::X)?;
+        // Refused now rather than at Complete, after every part was sent.
+        self.check_put_access(caller, bucket, key)?;
         let id: [u8; 16] = rand::random();
         let now = self.now();
         let up = Upload {

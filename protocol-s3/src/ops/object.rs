@@ -154,6 +154,9 @@ pub async fn put_object(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
     check_key(c.key())?;
     let mut meta = meta_from_headers(&c.headers)?;
     let condition = write_condition(&c.headers)?;
+    // Refuse before the body is read when the publish would refuse anyway.
+    let (bucket, key, caller) = (c.bucket().as_bytes().to_vec(), c.key().to_vec(), c.auth.caller.clone());
+    c.blocking(|ns| ns.check_put_access(&caller, &bucket, &key), Ctx::Write)?;
     let (staged, summary) = stage_body(&mut c, PUT_SIZE_BYTES_MAX).await?;
     meta.checksums = checksums_of(&staged, &summary);
     let (bucket, key, caller) = (c.bucket().as_bytes().to_vec(), c.key().to_vec(), c.auth.caller.clone());
