@@ -47,9 +47,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let opening = std::time::Instant::now();
     let (ns, report) =
         tokio::task::spawn_blocking(move || Namespace::open(ns_cfg)).await?.context("opening the data directory")?;
-    tracing::info!(?report, "recovery done");
+    tracing::info!(
+        created = report.created,
+        boot_epoch = report.boot_epoch,
+        unlinked_inodes_reaped = report.orphans_reaped,
+        orphan_chunks_deleted = report.orphan_chunks_deleted,
+        expired_chunks_deleted = report.gc_chunks_deleted,
+        ms = opening.elapsed().as_millis() as u64,
+        "recovery done: {}",
+        recovery_summary(&report)
+    );
     let ns = Arc::new(ns);
     health.attach(ns.clone());
     let certs = match &cfg.tls {
@@ -161,6 +171,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What start-up recovery did, in words for the log.
+fn recovery_summary(r: &namespace::RecoveryReport) -> String {
+    if r.created {
+        return "new data directory".into();
+    }
+    if r.orphans_reaped == 0 && r.orphan_chunks_deleted == 0 && r.gc_chunks_deleted == 0 {
+        return "clean (nothing left over from the last run)".into();
+    }
+    format!(
+        "freed {} unlinked inode(s) (files deleted while open or replaced before a crash), deleted {} unreferenced \
+         chunk file(s) (writes interrupted before their commit) and {} chunk(s) past their GC grace",
+        r.orphans_reaped, r.orphan_chunks_deleted, r.gc_chunks_deleted
+    )
 }
 
 fn read_pem(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {

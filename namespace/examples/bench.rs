@@ -377,6 +377,40 @@ fn bench_multipart(a: &Args) {
     let _ = std::fs::remove_dir_all(&a.dir);
 }
 
+/// Start-up time of a large namespace: `--keys` objects of 4 KiB, one
+/// chunk file each, in 1000 directories (loaded with unstable writes and
+/// one final sync, so loading takes minutes, not hours); then `--runs`
+/// timed opens. `--reuse` skips loading (same `--dir`).
+fn bench_startup(a: &Args) {
+    let dir = a.dir.join("startup");
+    if !a.reuse {
+        let ns = open_ns(&dir);
+        let r = Caller::root();
+        let bucket = ns.create_bucket(&r, b"bench").unwrap().ino;
+        let dirs = 1000.min(a.keys);
+        let dir_inos: Vec<u64> =
+            (0..dirs).map(|d| ns.mkdir(&r, bucket, format!("d{d:04}").as_bytes(), 0o755).unwrap().ino).collect();
+        let data = buffer(4096);
+        let t = Instant::now();
+        parallel(a.keys, 8, |i| {
+            let f = ns.create(&r, dir_inos[i % dirs], format!("k{i:08}").as_bytes(), 0o644, CreateMode::Guarded).unwrap();
+            ns.write_with(&r, f.ino, 0, &data, namespace::Stability::Unstable).unwrap();
+        });
+        ns.sync().unwrap();
+        println!("loaded {} objects of 4 KiB (a chunk each) in {:.1}s", a.keys, t.elapsed().as_secs_f64());
+    }
+    let mut times = Vec::new();
+    for run in 0..a.runs {
+        let t = Instant::now();
+        let (ns, report) = Namespace::open(NamespaceConfig::new(&dir)).unwrap();
+        let s = t.elapsed().as_secs_f64();
+        println!("open #{run}: {s:.2}s, peak RSS {:.0} MiB, {report:?}", peak_rss_mib());
+        times.push(s);
+        drop(ns);
+    }
+    println!("start-up with {} objects: median open {:.2}s", a.keys, median(times));
+}
+
 fn main() {
     let a = parse();
     match a.what.as_str() {
@@ -385,6 +419,7 @@ fn main() {
         "ops" => bench_ops(&a),
         "list" => bench_list(&a),
         "multipart" => bench_multipart(&a),
-        _ => eprintln!("usage: bench chunkstore|chunk-sizes|ops|list|multipart [--mib N] [--runs N] [--n N] [--keys N] [--part-mib N] [--dir D]"),
+        "startup" => bench_startup(&a),
+        _ => eprintln!("usage: bench chunkstore|chunk-sizes|ops|list|multipart|startup [--mib N] [--runs N] [--n N] [--keys N] [--part-mib N] [--dir D]"),
     }
 }
