@@ -43,11 +43,13 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use metastore::Tree;
+use std::ops::Bound;
+
+use metastore::{Direction, Tree};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Nanos;
-use crate::gc::scan_all;
+use crate::gc::{scan_all, SCAN_PAGE_ROWS};
 use crate::ns::ROOT_INO;
 use crate::record::{
     self, ChunkRef, Dentry, DirScan, Extent, Inode, Kind, ObjMeta, Orphan, Part, Upload, FLAG_HAS_OBJMETA, FLAG_STAGING,
@@ -189,6 +191,9 @@ enum Fix {
     Refcount { chunk: u64, count: u64 },
     /// Round 2: queue an unlinked inode for reaping.
     Orphanize { ino: u64 },
+    /// Round 2: copy an unnamed inode's bytes to `quarantine/lost/`, then
+    /// queue it for reaping.
+    Salvage { ino: u64 },
     /// Round 3: damaged data (the chunk or inode is in the damage sets).
     Quarantine,
     /// Round 3: reap unlinked inodes.
@@ -201,7 +206,11 @@ impl Fix {
     fn round(&self) -> u8 {
         match self {
             Fix::DelRecord(..) | Fix::DelDentry { .. } | Fix::PutDirscan { .. } | Fix::ObjmetaFlag { .. } => 1,
-            Fix::DirCounts { .. } | Fix::Nlink { .. } | Fix::Refcount { .. } | Fix::Orphanize { .. } => 2,
+            Fix::DirCounts { .. }
+            | Fix::Nlink { .. }
+            | Fix::Refcount { .. }
+            | Fix::Orphanize { .. }
+            | Fix::Salvage { .. } => 2,
             Fix::Quarantine | Fix::Reap | Fix::DelFile { .. } => 3,
         }
     }
@@ -414,16 +423,21 @@ impl Namespace {
         if opts.online && !first.report.problems.is_empty() {
             // Not a snapshot: keep only what a second look confirms.
             let again = self.fsck_scan(opts, Depth { verify: false, list_files: true }, &mut |_| {})?;
-            let seen: HashSet<(ProblemKind, Option<u64>, Option<u64>)> =
-                again.report.problems.iter().map(|p| (p.kind, p.ino, p.chunk)).collect();
-            let recheck: Vec<u64> = first.bad_chunks.keys().copied().collect();
+            // Leftovers are matched by what they are (their age moves);
+            // anything else by its whole description, so a count that
+            // merely moved under concurrent changes is not confirmed.
+            let identity = |p: &FsckProblem| {
+                (p.kind, p.ino, p.chunk, if p.kind.is_leftover() { String::new() } else { p.detail.clone() })
+            };
+            let seen: HashSet<_> = again.report.problems.iter().map(identity).collect();
             let mut still_bad = BTreeSet::new();
-            for chunk in recheck {
+            for (&chunk, why) in &first.bad_chunks {
                 let referenced = match self.meta.get(Tree::ChunkRefs, &keys::id(chunk))? {
                     Some(v) => record::decode::<ChunkRef>("chunk_ref", &v).map(|r| r.count > 0).unwrap_or(true),
                     None => false,
                 };
-                if referenced && self.chunks.verify(chunk).is_err() {
+                let short = why.contains("its extents need");
+                if referenced && (short || self.chunks.verify(chunk).is_err()) {
                     still_bad.insert(chunk);
                 }
             }
@@ -431,8 +445,11 @@ impl Namespace {
                 ProblemKind::ChunkMissing | ProblemKind::ChunkCorrupt => {
                     p.chunk.is_some_and(|c| still_bad.contains(&c))
                 }
-                _ => seen.contains(&(p.kind, p.ino, p.chunk)),
+                _ => seen.contains(&identity(p)),
             });
+            first.bad_chunks.retain(|c, _| still_bad.contains(c));
+            let confirmed: HashSet<u64> = first.report.problems.iter().filter_map(|p| p.ino).collect();
+            first.bad_inodes.retain(|i, _| confirmed.contains(i));
         }
         self.fsck_name_damage(&mut first)?;
         let mut report = if opts.repair { self.fsck_repair(opts, first, progress)? } else { first.report };
@@ -915,7 +932,7 @@ impl Namespace {
                     } else if l == 0 && !orphans.contains(&ino) {
                         // nlink 0: an unlink whose orphan record is lost; the
                         // file was meant to go. Otherwise its data is kept.
-                        let fix = (n.nlink == 0).then_some(Fix::Orphanize { ino });
+                        let fix = if n.nlink == 0 { Fix::Orphanize { ino } } else { Fix::Salvage { ino } };
                         s.problem(
                             ProblemKind::UnnamedInode,
                             format!(
@@ -924,7 +941,7 @@ impl Namespace {
                             ),
                             Some(ino),
                             None,
-                            fix,
+                            Some(fix),
                         );
                     }
                 }
@@ -1283,22 +1300,44 @@ impl Namespace {
         progress(FsckProgress::Phase { name: "repairing counts", total: 0, unit: "fixes" });
         let second = self.fsck_scan(opts, light, &mut |_| {})?;
         let gc_at = self.gc_at_ms(self.now());
-        let mut done: HashSet<(ProblemKind, Option<u64>, Option<u64>)> = HashSet::new();
+        let mut done: HashMap<(ProblemKind, Option<u64>, Option<u64>), String> = HashMap::new();
+        let mut salvaged: HashSet<u64> = HashSet::new();
         for p in &second.report.problems {
             let Some(fix) = p.fix.clone().filter(|f| f.round() == 2) else { continue };
-            self.fsck_fix_count(&fix, gc_at)?;
-            done.insert((p.kind, p.ino, p.chunk));
+            let what = match fix {
+                Fix::Salvage { ino } => {
+                    salvaged.insert(ino);
+                    self.fsck_salvage(&qdir, ino, &p.detail)?
+                }
+                Fix::Orphanize { .. } => {
+                    self.fsck_fix_count(&fix, gc_at)?;
+                    "queued for reaping".into()
+                }
+                _ => {
+                    self.fsck_fix_count(&fix, gc_at)?;
+                    "recounted".into()
+                }
+            };
+            done.insert((p.kind, p.ino, p.chunk), what);
             progress(FsckProgress::Advance(1));
         }
         for p in report.problems.iter_mut() {
-            if p.repair.is_none()
-                && p.fix.as_ref().is_some_and(|f| f.round() == 2)
-                && done.contains(&(p.kind, p.ino, p.chunk))
-            {
-                p.repair = Some(match p.fix.as_ref() {
-                    Some(Fix::Orphanize { .. }) => "queued for reaping".into(),
-                    _ => "recounted".into(),
-                });
+            if p.repair.is_none() && p.fix.as_ref().is_some_and(|f| f.round() == 2) {
+                p.repair = done.get(&(p.kind, p.ino, p.chunk)).cloned();
+            }
+        }
+        // Problems the round-1 fixes made appear (an entry deleted leaves
+        // its file unnamed): reported with what was done.
+        let known: HashSet<(ProblemKind, Option<u64>, Option<u64>)> =
+            report.problems.iter().map(|p| (p.kind, p.ino, p.chunk)).collect();
+        for p in &second.report.problems {
+            if let Some(what) = done.get(&(p.kind, p.ino, p.chunk)) {
+                if !known.contains(&(p.kind, p.ino, p.chunk)) && report.problems.len() < PROBLEMS_MAX {
+                    let mut found = p.clone();
+                    found.detail = format!("{} (after the record repairs)", found.detail);
+                    found.repair = Some(what.clone());
+                    report.problems.push(found);
+                }
             }
         }
         // Count problems the round-1 fixes already resolved.
@@ -1317,7 +1356,7 @@ impl Namespace {
         progress(FsckProgress::Phase { name: "quarantining", total: 0, unit: "fixes" });
         let mut outcome: HashMap<u64, String> = HashMap::new();
         let names = self.fsck_names(&first.bad_inodes.keys().copied().collect(), &first.dir_names)?;
-        for (&ino, why) in &first.bad_inodes {
+        for (&ino, why) in first.bad_inodes.iter().filter(|(i, _)| !salvaged.contains(i)) {
             let done = self.fsck_quarantine_inode(&qdir, ino, why, names.get(&ino).cloned().unwrap_or_default())?;
             outcome.insert(ino, done);
             progress(FsckProgress::Advance(1));
@@ -1508,6 +1547,77 @@ impl Namespace {
             }
             _ => unreachable!("round 2 fixes only"),
         }
+    }
+
+    /// Copies the bytes of an inode no entry names (a file, or a symlink's
+    /// target) into `quarantine/lost/<ino>`, as far as its chunks verify,
+    /// records it in the quarantine report and queues the inode for
+    /// reaping. Returns what was done.
+    fn fsck_salvage(&self, qdir: &Path, ino: u64, why: &str) -> NsResult<String> {
+        use std::os::unix::fs::FileExt;
+        let Some(v) = self.meta.get(Tree::Inodes, &keys::id(ino))? else {
+            return Ok(format!("inode {ino} already gone"));
+        };
+        let inode: Inode = record::decode("inode", &v)?;
+        let io = |e: std::io::Error| NsError::Internal(format!("salvaging inode {ino} into {}: {e}", qdir.display()));
+        let lost = qdir.join("lost");
+        std::fs::create_dir_all(&lost).map_err(io)?;
+        let mut dest = lost.join(ino.to_string());
+        if inode.kind == Kind::Symlink {
+            dest.set_extension("symlink-target");
+        }
+        let f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&dest).map_err(io)?;
+        let mut unreadable = Vec::new();
+        if inode.kind == Kind::Symlink {
+            f.write_all_at(&inode.target, 0).map_err(io)?;
+        } else {
+            let mut from = keys::pair(ino, 0).to_vec();
+            let hi = keys::pair(ino, u64::MAX);
+            let mut first = true;
+            loop {
+                let lo = if first { Bound::Included(&from[..]) } else { Bound::Excluded(&from[..]) };
+                let rows = self.meta.scan(
+                    Tree::Extents,
+                    (lo, Bound::Included(&hi[..])),
+                    SCAN_PAGE_ROWS,
+                    Direction::Forward,
+                )?;
+                first = false;
+                for (k, v) in &rows {
+                    let (_, off) = keys::unpair(k);
+                    let Ok(e) = record::decode::<Extent>("extent", v) else {
+                        unreadable.push(off);
+                        continue;
+                    };
+                    let mut buf = vec![0u8; e.len as usize];
+                    match self.chunks.read(e.chunk, e.chunk_off as u64, &mut buf) {
+                        Ok(()) => f.write_all_at(&buf, off).map_err(io)?,
+                        Err(_) => unreadable.push(off),
+                    }
+                }
+                match rows.last() {
+                    Some((k, _)) if rows.len() == SCAN_PAGE_ROWS => from = k.clone(),
+                    _ => break,
+                }
+            }
+            f.set_len(inode.size).map_err(io)?;
+        }
+        f.sync_all().map_err(io)?;
+        std::fs::File::open(&lost).and_then(|d| d.sync_all()).map_err(io)?;
+        let note = if unreadable.is_empty() {
+            String::new()
+        } else {
+            format!("; extents at offsets {unreadable:?} could not be read and are zeros")
+        };
+        let rec = QuarantineRecord {
+            what: "lost".into(),
+            ino: Some(ino),
+            moved_to: Some(dest.display().to_string()),
+            ..QuarantineRecord::new(&format!("{why}{note}"))
+        };
+        append_quarantine(qdir, &rec)?;
+        self.fsck_fix_count(&Fix::Orphanize { ino }, 0)?;
+        Ok(format!("bytes copied to {}{note}; inode queued for reaping", dest.display()))
     }
 
     /// Unlinks a file whose data is damaged from every name (or drops the

@@ -20,7 +20,7 @@ use crate::record::{ChunkRef, Extent, Upload, UploadState};
 use crate::{keys, Namespace, NsError, NsResult};
 
 /// Rows fetched per scan step.
-const SCAN_PAGE_ROWS: usize = 1024;
+pub(crate) const SCAN_PAGE_ROWS: usize = 1024;
 
 /// What a GC pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
