@@ -20,8 +20,8 @@
 #
 # The stages are ordered so that the legacy builder (DOCKER_BUILDKIT=0), which
 # builds every stage before the target, never needs the compiler image for
-# runtime-prebuilt; a default build with it copies target/release/gateway if
-# present and ignores it otherwise.
+# runtime-prebuilt; a default build with it passes through runtime-prebuilt,
+# which copies target/release/gateway if present and ignores it otherwise.
 
 ARG RUST_IMAGE=rust:1.95-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
@@ -51,10 +51,9 @@ ENV GATEWAY_DATA_DIR=/data \
 EXPOSE 9000 2049 9095
 VOLUME ["/data"]
 # Healthy while /readyz on the metrics port answers 200: recovery is done
-# and every listener is bound (/healthz only says the process runs). HTTP by
-# bash's /dev/tcp, so the image needs no curl.
-HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \
-    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9095 && printf 'GET /readyz HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && read -r -t 3 proto code rest <&3 && [ \"$code\" = 200 ]"]
+# and every listener is bound (docker/gateway-healthcheck, plain bash).
+HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD ["gateway-healthcheck"]
+USER gateway
 # SIGTERM (the default stop signal) drains in-flight requests for up to
 # shutdown_deadline_secs (30 s): give `docker stop` a longer -t.
 ENTRYPOINT ["/usr/local/bin/gateway"]
@@ -62,17 +61,11 @@ CMD ["serve"]
 
 # ------------------------------------------------- runtime with a prebuilt binary
 FROM runtime-base AS runtime-prebuilt
-# Dockerfile is named only so that the COPY has a source when the binary is
-# absent (a legacy-builder build of the default target passes through here).
-COPY Dockerfile target/release/gatewa[y] /tmp/prebuilt/
-RUN set -eu; \
-    if [ -f /tmp/prebuilt/gateway ]; then \
-        install -m 0755 /tmp/prebuilt/gateway /usr/local/bin/gateway; \
-    else \
-        echo "runtime-prebuilt: no target/release/gateway in the build context (run cargo build --release -p gateway first)" >&2; \
-    fi; \
-    rm -rf /tmp/prebuilt
-USER gateway
+# One COPY, no RUN: the binary is stored once. The health check script is
+# also what keeps this COPY valid without the binary (the legacy builder
+# passes through this stage on a default build); targeting runtime-prebuilt
+# without target/release/gateway gives an image with no gateway.
+COPY docker/gateway-healthcheck target/release/gatewa[y] /usr/local/bin/
 
 # --------------------------------------------------------------------- builder
 FROM ${RUST_IMAGE} AS builder
@@ -84,5 +77,5 @@ RUN cargo build --release --locked -p gateway \
 
 # ---------------------------------------------------------------- runtime (default)
 FROM runtime-base AS runtime
+COPY docker/gateway-healthcheck /usr/local/bin/
 COPY --from=builder /usr/local/bin/gateway /usr/local/bin/gateway
-USER gateway
