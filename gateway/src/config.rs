@@ -325,4 +325,18 @@ mod tests {
         assert_eq!(c.region, "ap-south-1");
         assert_eq!(c.gc_grace, Duration::from_secs(5));
     }
+
+    #[test]
+    fn metrics_listen_and_log_format() {
+        let d = load("", &[]).unwrap();
+        assert_eq!(d.metrics_listen, Some("127.0.0.1:9095".parse().unwrap()));
+        assert_eq!(d.log_format, "text");
+        assert_eq!(load("metrics_listen = \"off\"", &[]).unwrap().metrics_listen, None);
+        let c = load("metrics_listen = \"off\"\nlog_format = \"text\"", &["--metrics-listen", "0.0.0.0:9999"]).unwrap();
+        assert_eq!(c.metrics_listen, Some("0.0.0.0:9999".parse().unwrap()));
+        assert_eq!(load("", &["--log-format", "json"]).unwrap().log_format, "json");
+        let msg = |t: &str| format!("{:#}", load(t, &[]).unwrap_err());
+        assert!(msg("metrics_listen = \"everywhere\"").contains("metrics_listen"));
+        assert!(msg("log_format = \"xml\"").contains("log_format"));
+    }
 }
