@@ -56,6 +56,12 @@ pub enum Request {
     },
     /// List buckets.
     BucketList,
+    /// Check the live namespace, read-only (problems are confirmed by a
+    /// second look, since the namespace changes meanwhile).
+    Fsck {
+        /// Leftovers younger than this are work in flight.
+        grace_secs: u64,
+    },
 }
 
 /// The answer: output lines, or an error message.
@@ -69,14 +75,17 @@ pub struct Response {
     /// What went wrong, when `ok` is false.
     #[serde(default)]
     pub error: String,
+    /// The report of an online fsck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fsck: Option<namespace::FsckReport>,
 }
 
 impl Response {
     fn ok(lines: Vec<String>) -> Self {
-        Response { ok: true, lines, error: String::new() }
+        Response { ok: true, lines, error: String::new(), fsck: None }
     }
     fn err(e: impl std::fmt::Display) -> Self {
-        Response { ok: false, lines: Vec::new(), error: e.to_string() }
+        Response { ok: false, lines: Vec::new(), error: e.to_string(), fsck: None }
     }
 }
 
@@ -172,6 +181,13 @@ fn handle(ctx: &AdminCtx, req: Request) -> Response {
             Ok(lines) => Response::ok(lines),
             Err(e) => Response::err(e),
         },
+        Request::Fsck { grace_secs } => {
+            let opts = namespace::FsckOptions { repair: false, grace: Duration::from_secs(grace_secs), online: true };
+            match ctx.ns.fsck(&opts, &mut |_| {}) {
+                Ok(report) => Response { fsck: Some(report), ..Response::ok(Vec::new()) },
+                Err(e) => Response::err(format!("fsck: {e}")),
+            }
+        }
     }
 }
 

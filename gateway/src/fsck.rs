@@ -67,7 +67,23 @@ pub fn main(args: FsckArgs) -> i32 {
     let data_dir = args.dir.data_dir.clone();
     let opts = FsckOptions { repair: args.repair, grace: Duration::from_secs(args.grace_secs), online: false };
     let started = Instant::now();
-    match check_offline(&data_dir, &opts) {
+    // A running gateway holds the directory: check its live namespace
+    // through the admin socket instead (read-only; repair needs it stopped).
+    let online = if args.repair {
+        Ok(None)
+    } else {
+        crate::admin::call(&data_dir, &crate::admin::Request::Fsck { grace_secs: args.grace_secs })
+    };
+    let result = match online {
+        Ok(Some(r)) if r.ok => match r.fsck {
+            Some(report) => Ok(report),
+            None => Err(FsckFailure::Other("the running gateway sent no report".into())),
+        },
+        Ok(Some(r)) => Err(FsckFailure::Other(format!("the running gateway refused: {}", r.error))),
+        Ok(None) => check_offline(&data_dir, &opts),
+        Err(e) => Err(FsckFailure::Other(format!("{e:#}"))),
+    };
+    match result {
         Ok(report) => {
             let mut out = std::io::stdout().lock();
             let written = if args.json {
@@ -84,11 +100,12 @@ pub fn main(args: FsckArgs) -> i32 {
             exit_code(&report)
         }
         Err(FsckFailure::InUse(why)) => {
-            eprintln!(
-                "gateway fsck: {} is in use by a running gateway ({why}).\n\
-                 Stop the gateway to check it offline (and to repair it).",
-                data_dir.display()
-            );
+            let hint = if args.repair {
+                "Repair needs exclusive access: stop the gateway, then run it again."
+            } else {
+                "No admin socket answered, so it was not checked online either."
+            };
+            eprintln!("gateway fsck: {} is in use ({why}).\n{hint}", data_dir.display());
             EXIT_ERROR
         }
         Err(FsckFailure::Missing) => {

@@ -320,3 +320,34 @@ def test_second_sigterm_exits_at_once_and_loses_nothing(tmp_path):
             assert c.get_object(Bucket="second", Key=k)["Body"].read() == v, k
     finally:
         gw.stop()
+
+
+def test_fsck_checks_a_running_gateway_through_its_admin_socket(tmp_path):
+    import json
+
+    data = tmp_path / "data"
+    gw = start_gateway(data, tmp_path / "gateway.log")
+    try:
+        c = make_client(gw)
+        c.create_bucket(Bucket="fsck-online")
+        for i in range(5):
+            c.put_object(Bucket="fsck-online", Key=f"k{i}", Body=random_bytes(300_000, seed=i))
+        clean = cli("fsck", "--json", data_dir=data, check=False)
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        report = json.loads(clean.stdout)
+        assert report["online"] is True and report["problems"] == [], report
+        assert report["files"] == 5 and report["chunks_verified"] >= 5, report
+        # Damage one chunk under the running gateway: found, reported, exit 1.
+        victim = max((p for p in (data / "chunks").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+        raw = bytearray(victim.read_bytes())
+        raw[-10] ^= 0xFF
+        victim.write_bytes(bytes(raw))
+        damaged = cli("fsck", "--json", data_dir=data, check=False)
+        assert damaged.returncode == 1, damaged.stdout + damaged.stderr
+        kinds = [p["kind"] for p in json.loads(damaged.stdout)["problems"]]
+        assert kinds and all("corrupt" in k.lower() for k in kinds), kinds
+        # Repair needs the directory to itself.
+        busy = cli("fsck", "--repair", data_dir=data, check=False)
+        assert busy.returncode == 3 and "exclusive access" in busy.stderr, busy.stderr
+    finally:
+        gw.stop()
