@@ -362,6 +362,7 @@ class Suite:
             self.root.put_object(Bucket=b, Key=key, Body=bytes([v % 251 + 1]) * size)
             time.sleep(0.6)
         last = versions % 251 + 1
+        time.sleep(2.0)  # the reader goes on for a while with no replacement in flight
         stop.write_text("stop")
         res = json.loads(job.wait(120).check("reader").out)
         assert res["mixed"] == 0, f"a read mixed two versions: {res}"
