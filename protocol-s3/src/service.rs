@@ -2,7 +2,7 @@
 //! document, and one log line.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -85,10 +85,20 @@ pub async fn handle(state: Arc<S3State>, peer: SocketAddr, req: Request<Incoming
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
     let received = Arc::new(AtomicU64::new(0));
+    let declared_body = body_length(&parts.headers);
     let (op, result) = serve(state, parts, RequestBody::new(body, received.clone())).await;
     let (mut resp, code) = match result {
         Ok(r) => (r, None),
-        Err(e) => (error_response(&e, &path, &id, method == Method::HEAD), Some(e.code)),
+        Err(e) => {
+            let mut r = error_response(&e, &path, &id, method == Method::HEAD);
+            // Refused before its body was read (bad key, AccessDenied...):
+            // hyper will close the connection rather than read the rest,
+            // so say so, or a client reusing it sees a reset.
+            if declared_body.is_some_and(|len| received.load(Ordering::Relaxed) < len) {
+                r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            (r, Some(e.code))
+        }
     };
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-amz-request-id", v);
@@ -96,6 +106,19 @@ pub async fn handle(state: Arc<S3State>, peer: SocketAddr, req: Request<Incoming
     let status = resp.status().as_u16();
     let done = Finished { id, peer, op, status, code, received, started };
     resp.map(|b| ObservedBody::wrap(b, done))
+}
+
+/// The body length a request announces: its Content-Length, or `u64::MAX`
+/// for a chunked body (length unknown); `None` when it has no body.
+fn body_length(headers: &HeaderMap) -> Option<u64> {
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return Some(u64::MAX);
+    }
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n > 0)
 }
 
 /// The XML error document (no body for HEAD).

@@ -351,3 +351,24 @@ def test_fsck_checks_a_running_gateway_through_its_admin_socket(tmp_path):
         assert busy.returncode == 3 and "exclusive access" in busy.stderr, busy.stderr
     finally:
         gw.stop()
+
+
+def test_request_refused_before_its_body_is_read_says_connection_close(users_gw):
+    """Regression: a PUT refused before its body was read (here: unsigned)
+    had its connection closed without `Connection: close`, so a client that
+    reused the connection saw a reset instead of the next answer."""
+    port = int(users_gw.url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("PUT", "/some-bucket/key", body=b"x" * 16384)
+    resp = conn.getresponse()
+    resp.read()
+    assert resp.status == 403
+    assert resp.getheader("Connection", "").lower() == "close", resp.getheaders()
+    conn.close()
+    # A bodiless request keeps its connection.
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/")
+    resp = conn.getresponse()
+    resp.read()
+    assert resp.getheader("Connection", "").lower() != "close"
+    conn.close()
