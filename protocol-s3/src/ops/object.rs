@@ -485,7 +485,10 @@ pub fn copy_source(c: &ReqCtx) -> Result<(Vec<u8>, Vec<u8>), S3Error> {
         .iter()
         .position(|&b| b == b'/')
         .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source must be bucket/key"))?;
-    Ok((decoded[..slash].to_vec(), decoded[slash + 1..].to_vec()))
+    let (bucket, key) = (decoded[..slash].to_vec(), decoded[slash + 1..].to_vec());
+    // Copying reads the source: the key needs the read right there too.
+    c.auth.rights.require(&String::from_utf8_lossy(&bucket), crate::rights::Right::Read)?;
+    Ok((bucket, key))
 }
 
 /// Opens a copy source and checks the `x-amz-copy-source-if-*` conditions.
