@@ -393,7 +393,8 @@ fn bench_startup(a: &Args) {
         let data = buffer(4096);
         let t = Instant::now();
         parallel(a.keys, 8, |i| {
-            let f = ns.create(&r, dir_inos[i % dirs], format!("k{i:08}").as_bytes(), 0o644, CreateMode::Guarded).unwrap();
+            let f =
+                ns.create(&r, dir_inos[i % dirs], format!("k{i:08}").as_bytes(), 0o644, CreateMode::Guarded).unwrap();
             ns.write_with(&r, f.ino, 0, &data, namespace::Stability::Unstable).unwrap();
         });
         ns.sync().unwrap();

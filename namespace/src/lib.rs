@@ -25,8 +25,8 @@ mod locks;
 mod multipart;
 mod ns;
 mod object;
-mod precheck;
 pub mod path;
+mod precheck;
 pub mod record;
 mod tx;
 
