@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use namespace::ROOT_INO;
+use namespace::{Caller, Kind, ROOT_INO};
 use nfs3_types::mount::{dirpath, export_node, fhandle3, mountres3, mountres3_ok, mountstat3, name};
 use nfs3_types::portmap::{mapping, IPPROTO_TCP};
 use nfs3_types::xdr_codec::{List, Opaque};
@@ -49,8 +49,29 @@ pub fn mount_call(st: &NfsState, client: IpAddr, proc_: u32, a: &mut Args<'_>) -
     }
 }
 
+/// Most path components below a bucket that MNT walks (the namespace's
+/// directory depth limit is larger; mounting deeper is not useful).
+const MOUNT_SUBDIR_DEPTH_MAX: usize = 64;
+
+/// Splits a MNT path into its export (`/` or `/<bucket>`) and the
+/// directories below it: `/data/imagenet/train` mounts `train` with the
+/// options of export `/data`, as Linux nfsd mounts below an export.
+fn split_mount_path(path: &[u8]) -> Option<(Vec<u8>, Vec<&[u8]>)> {
+    if path.first() != Some(&b'/') {
+        return None;
+    }
+    let comps: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
+    if comps.iter().any(|c| *c == b"." || *c == b"..") || comps.len() > MOUNT_SUBDIR_DEPTH_MAX + 1 {
+        return None;
+    }
+    match comps.split_first() {
+        None => Some((b"/".to_vec(), Vec::new())),
+        Some((bucket, rest)) => Some((canonical_path(&[b"/", *bucket].concat())?, rest.to_vec())),
+    }
+}
+
 fn mnt(st: &NfsState, client: IpAddr, path: &[u8]) -> mountres3<'static> {
-    let Some(canon) = canonical_path(path) else {
+    let Some((canon, below)) = split_mount_path(path) else {
         return mountres3::Err(mountstat3::MNT3ERR_NOENT);
     };
     let root = if canon == b"/" { st.ns.getattr(ROOT_INO) } else { st.ns.bucket(&canon[1..]) };
@@ -65,7 +86,17 @@ fn mnt(st: &NfsState, client: IpAddr, path: &[u8]) -> mountres3<'static> {
         tracing::info!(%client, path = %String::from_utf8_lossy(&canon), "MNT refused by the client allow-list");
         return mountres3::Err(mountstat3::MNT3ERR_ACCES);
     }
-    let fh = FileHandle { fsid: st.ns.fsid(), export: root.ino, ino: root.ino, generation: root.generation };
+    // A directory below the export: walked as root (the allow-list above
+    // is what guards MNT; every later call is checked as its caller).
+    let mut dir = root.clone();
+    for comp in below {
+        dir = match st.ns.lookup(&Caller::root(), dir.ino, comp) {
+            Ok(d) if d.kind == Kind::Dir => d,
+            Ok(_) => return mountres3::Err(mountstat3::MNT3ERR_NOTDIR),
+            Err(_) => return mountres3::Err(mountstat3::MNT3ERR_NOENT),
+        };
+    }
+    let fh = FileHandle { fsid: st.ns.fsid(), export: root.ino, ino: dir.ino, generation: dir.generation };
     mountres3::Ok(mountres3_ok { fhandle: fhandle3(Opaque::owned(fh.encode())), auth_flavors: vec![AUTH_SYS] })
 }
 

@@ -81,10 +81,33 @@ async fn mount_resolves_exports_on_component_boundaries() {
     let a = c.getattr(&GETATTR3args { object: root.clone() }).await.unwrap().unwrap();
     assert_eq!(a.obj_attributes.type_, ftype3::NF3DIR);
     assert!(s.try_mount("/dat", 0, 0).await.is_err(), "a prefix is not an export");
-    assert!(s.try_mount("/data/sub", 0, 0).await.is_err(), "only exports mount");
+    assert!(s.try_mount("/data/sub", 0, 0).await.is_err(), "a missing directory does not mount");
     assert!(s.try_mount("/nope", 0, 0).await.is_err());
     assert!(s.try_mount("/", 0, 0).await.is_ok(), "the root export shows every bucket");
     assert!(s.try_mount("/data/", 0, 0).await.is_ok(), "a trailing slash is the same export");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn mount_of_a_directory_below_a_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), open_exports()).await;
+    let conn = s.mount("/data", 0, 0).await;
+    let root = conn.root_nfs_fh3();
+    let mut c = conn.into_nfs3_client();
+    let sub = mkdir(&mut c, &root, b"imagenet", 0o755).await.unwrap().obj.unwrap();
+    let train = mkdir(&mut c, &sub, b"train", 0o755).await.unwrap().obj.unwrap();
+    new_file(&mut c, &train, b"shard-0").await;
+    new_file(&mut c, &sub, b"labels.txt").await;
+    // Like nfsd below an export: the directory's handle, the bucket's options.
+    let deep = s.mount("/data/imagenet/train", 0, 0).await;
+    let deep_root = deep.root_nfs_fh3();
+    assert_eq!(deep_root, train, "the mount's root is that directory");
+    let mut d = deep.into_nfs3_client();
+    assert_eq!(status(&lookup(&mut d, &deep_root, b"shard-0").await), nfsstat3::NFS3_OK);
+    assert!(s.try_mount("/data/imagenet/labels.txt", 0, 0).await.is_err(), "a file is not a mount point");
+    assert!(s.try_mount("/data/imagenet/../imagenet", 0, 0).await.is_err(), "no '..' in mount paths");
+    assert!(s.try_mount("/data/nothing/here", 0, 0).await.is_err());
     s.stop().await;
 }
 
