@@ -24,6 +24,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     ns_cfg.gc_grace = cfg.gc_grace;
     ns_cfg.default_file_mode = cfg.s3_file_mode;
     ns_cfg.default_dir_mode = cfg.s3_dir_mode;
+    // Listing every chunk file takes seconds with millions of objects: it
+    // runs in the background once the doors are open (see below).
+    ns_cfg.defer_startup_orphan_scan = true;
     // Users are checked before the data directory is opened, so a bad
     // users file stops start-up with a message, not a half-started server.
     let root = (ak.clone(), sk.clone());
@@ -131,6 +134,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let hup = tokio::spawn(reload_on_sighup(cfg.tls.clone(), certs, reload_users, shutdown.clone()));
     let server = tokio::spawn(protocol_s3::serve(listener, tls, state, shutdown.clone()));
     let gc = tokio::spawn(gc_loop(ns.clone(), cfg.gc_interval, shutdown.clone()));
+    let leftovers = {
+        let ns = ns.clone();
+        tokio::task::spawn_blocking(move || {
+            let t = std::time::Instant::now();
+            match ns.scan_orphan_chunks_from_before_start() {
+                Ok(n) => tracing::info!(
+                    orphan_chunks_deleted = n,
+                    ms = t.elapsed().as_millis() as u64,
+                    "start-up scan: deleted {n} unreferenced chunk file(s) left by the previous run"
+                ),
+                Err(e) => tracing::warn!(error = %e, "start-up orphan chunk scan failed; the periodic scan will retry"),
+            }
+        })
+    };
     health.set(Phase::Ready);
     tracing::info!("ready: recovery done and every listener bound");
     wait_for_signal().await?;
@@ -159,6 +176,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     second.abort();
     let _ = gc.await;
+    let _ = leftovers.await;
     let _ = admin.await;
     let _ = hup.await;
     let _ = std::fs::remove_file(crate::admin::socket_path(&cfg.data_dir));

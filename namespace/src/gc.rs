@@ -11,6 +11,7 @@
 //!   (left by a crash between writing data and committing metadata).
 
 use std::ops::Bound;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use metastore::{Direction, Tree};
@@ -185,10 +186,27 @@ impl Namespace {
     /// older than `min_age`; chunks being staged right now are skipped.
     pub fn scan_orphan_chunks(&self, min_age: Duration) -> NsResult<u64> {
         let now = SystemTime::now();
+        self.delete_unreferenced_chunks(|c| now.duration_since(c.modified).map(|age| age >= min_age).unwrap_or(false))
+    }
+
+    /// The start-up orphan scan: deletes every unreferenced chunk file left
+    /// by an earlier run (an id allocated before this open, or a stray file
+    /// older than this open), whatever its age, since nothing of an earlier
+    /// run is still in flight. Safe while serving: new writes use ids above
+    /// the floor. `Namespace::open` runs it unless
+    /// `defer_startup_orphan_scan` is set.
+    pub fn scan_orphan_chunks_from_before_start(&self) -> NsResult<u64> {
+        let floor = self.start_id_floor.load(Ordering::Relaxed);
+        self.delete_unreferenced_chunks(|c| match c.id {
+            Some(id) => id < floor,
+            None => c.modified < self.opened_at,
+        })
+    }
+
+    fn delete_unreferenced_chunks(&self, eligible: impl Fn(&chunkstore::StoredChunk) -> bool) -> NsResult<u64> {
         let mut deleted = 0;
         for c in self.chunks.list()? {
-            let old_enough = now.duration_since(c.modified).map(|age| age >= min_age).unwrap_or(false);
-            if !old_enough {
+            if !eligible(&c) {
                 continue;
             }
             let garbage = match c.id {

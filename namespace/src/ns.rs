@@ -46,6 +46,11 @@ pub struct NamespaceConfig {
     pub default_file_mode: u32,
     /// Mode of directories created implicitly by S3 PUTs.
     pub default_dir_mode: u32,
+    /// Leave the start-up scan for unreferenced chunk files to the caller
+    /// ([`Namespace::scan_orphan_chunks_from_before_start`], e.g. in the
+    /// background once serving): it lists every chunk file, which takes
+    /// seconds with millions of objects. Recovery is otherwise the same.
+    pub defer_startup_orphan_scan: bool,
     /// The I/O layer of the chunk store (tests inject faults here).
     pub chunk_io: Arc<dyn ChunkIo>,
     /// The clock (tests use a manual one).
@@ -64,6 +69,7 @@ impl NamespaceConfig {
             orphan_chunk_grace: Duration::from_secs(3600),
             default_file_mode: 0o644,
             default_dir_mode: 0o755,
+            defer_startup_orphan_scan: false,
             chunk_io: Arc::new(RealIo),
             clock: Arc::new(SystemClock),
         }
@@ -101,6 +107,12 @@ pub struct Namespace {
     pub(crate) staging: Mutex<HashSet<u64>>,
     /// Names skipped by S3 listings because they are not valid UTF-8.
     pub(crate) hidden_names: AtomicU64,
+    /// Every id below this was allocated before this open: an unreferenced
+    /// chunk below it is left over from an earlier run, whatever its age.
+    pub(crate) start_id_floor: AtomicU64,
+    /// Wall-clock time of this open: stray files older than it are left
+    /// over from an earlier run.
+    pub(crate) opened_at: std::time::SystemTime,
 }
 
 impl Namespace {
@@ -158,6 +170,8 @@ impl Namespace {
             pins: Mutex::new(HashMap::new()),
             staging: Mutex::new(HashSet::new()),
             hidden_names: AtomicU64::new(0),
+            start_id_floor: AtomicU64::new(0),
+            opened_at: std::time::SystemTime::now(),
             cfg,
         }
     }
@@ -203,10 +217,11 @@ impl Namespace {
         meta.sync()?;
         report.boot_epoch = boot_epoch;
         let ns = Self::assemble(meta, chunks, cfg, fsid, boot_epoch, now);
+        ns.start_id_floor.store(ns.alloc_id()?, Ordering::Relaxed);
         report.orphans_reaped = ns.reap_orphans()?;
-        // Nothing is in flight at start-up, so every unreferenced chunk is
-        // garbage, whatever its age.
-        report.orphan_chunks_deleted = ns.scan_orphan_chunks(Duration::ZERO)?;
+        if !ns.cfg.defer_startup_orphan_scan {
+            report.orphan_chunks_deleted = ns.scan_orphan_chunks_from_before_start()?;
+        }
         report.gc_chunks_deleted = ns.run_gc()?.chunks_deleted;
         tracing::info!(?report, "namespace opened");
         Ok((ns, report))

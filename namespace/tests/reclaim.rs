@@ -112,3 +112,48 @@ fn failed_data_writes_change_nothing_and_fsync_failures_poison() {
     assert!(matches!(ns.write(&root(), f.ino, 0, b"y"), Err(NsError::Unavailable(_))));
     assert_eq!(ns.read(&root(), f.ino, 0, 10).unwrap().0, b"before");
 }
+
+#[test]
+fn deferred_startup_scan_deletes_only_what_an_earlier_run_left() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let ns = open(dir.path());
+        ns.create_bucket(&root(), b"bkt").unwrap();
+        ns.put_object_bytes(&root(), b"bkt", b"kept", &pattern(100_000, 1), PutOptions::default()).unwrap();
+    }
+    // What a crash leaves: chunk files of ids the earlier run allocated
+    // (below the largest id in use) that nothing references, and a stray.
+    let chunk_path = |id: u64| dir.path().join(format!("chunks/{:02x}/{id:016x}", (id >> 8) % 256));
+    let max_in_use = (1..10_000u64).filter(|&id| chunk_path(id).exists()).max().unwrap();
+    let leftovers: Vec<u64> = (1..max_in_use).filter(|&id| !chunk_path(id).exists()).take(3).collect();
+    assert_eq!(leftovers.len(), 3, "ids below {max_in_use}");
+    for &id in &leftovers {
+        std::fs::write(chunk_path(id), b"interrupted write").unwrap();
+    }
+    std::fs::write(dir.path().join("chunks/00/old-stray.tmp"), b"x").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let mut cfg = config(dir.path());
+    cfg.defer_startup_orphan_scan = true;
+    let (ns, report) = Namespace::open(cfg).unwrap();
+    let ns = Arc::new(ns);
+    assert_eq!(report.orphan_chunks_deleted, 0, "deferred: open does not scan");
+    assert!(leftovers.iter().all(|&id| chunk_path(id).exists()));
+    // Work of this run: a writer staging now and a fresh stray file.
+    let mut w = ns.object_writer();
+    w.write(&pattern(150_000, 3)).unwrap();
+    let new_stray = dir.path().join("chunks/01/new-stray.tmp");
+    std::fs::write(&new_stray, b"y").unwrap();
+    assert_eq!(ns.scan_orphan_chunks_from_before_start().unwrap(), 4, "three old chunks and the old stray");
+    assert!(leftovers.iter().all(|&id| !chunk_path(id).exists()));
+    assert!(new_stray.exists(), "a file of this run is not touched");
+    let staged = w.finish().unwrap();
+    ns.put_object(&root(), b"bkt", b"new", staged, PutOptions::default()).unwrap();
+    let (_, r) = ns.open_object(&root(), b"bkt", b"kept").unwrap();
+    let mut buf = vec![0u8; 100_000];
+    r.read_at(0, &mut buf).unwrap();
+    assert_eq!(buf, pattern(100_000, 1), "referenced data is untouched");
+    std::fs::remove_file(&new_stray).unwrap();
+    let i = ns.check_integrity().unwrap();
+    assert!(i.problems.is_empty(), "{:?}", i.problems);
+    assert_eq!(i.chunks_unreferenced, 0);
+}
