@@ -26,8 +26,7 @@ pub fn root(data_dir: &Path) -> anyhow::Result<(String, String, bool)> {
         }
         bail!("{} is malformed: expected the access key and the secret on two lines", path.display());
     }
-    let ak = format!("GW{}", hex::encode_upper(rand::random::<[u8; 9]>()));
-    let sk = hex::encode(rand::random::<[u8; 20]>());
+    let (ak, sk) = (crate::users::generate_access_key(), crate::users::generate_secret());
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -17,6 +17,11 @@ use std::time::{Duration, SystemTime};
 use metastore::{Direction, Tree};
 
 use crate::limits::{COMPLETED_UPLOAD_RETENTION_NS, REAP_BATCH_EXTENTS};
+
+/// Stray files (no chunk id in their name) count as left by an earlier run
+/// only when older than the open by this much; younger ones wait for the
+/// periodic scan.
+const STRAY_MTIME_SLACK: Duration = Duration::from_secs(2);
 use crate::record::{ChunkRef, Extent, Upload, UploadState};
 use crate::{keys, Namespace, NsError, NsResult};
 
@@ -197,9 +202,12 @@ impl Namespace {
     /// `defer_startup_orphan_scan` is set.
     pub fn scan_orphan_chunks_from_before_start(&self) -> NsResult<u64> {
         let floor = self.start_id_floor.load(Ordering::Relaxed);
+        // File times come from the kernel's coarse clock, which may lag the
+        // precise one: a stray made just after the open could look older.
+        let strays_before = self.opened_at - STRAY_MTIME_SLACK;
         self.delete_unreferenced_chunks(|c| match c.id {
             Some(id) => id < floor,
-            None => c.modified < self.opened_at,
+            None => c.modified < strays_before,
         })
     }
 

@@ -130,8 +130,10 @@ fn deferred_startup_scan_deletes_only_what_an_earlier_run_left() {
     for &id in &leftovers {
         std::fs::write(chunk_path(id), b"interrupted write").unwrap();
     }
-    std::fs::write(dir.path().join("chunks/00/old-stray.tmp"), b"x").unwrap();
-    std::thread::sleep(Duration::from_millis(20));
+    let old_stray = dir.path().join("chunks/00/old-stray.tmp");
+    std::fs::write(&old_stray, b"x").unwrap();
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(&old_stray).unwrap().set_modified(an_hour_ago).unwrap();
     let mut cfg = config(dir.path());
     cfg.defer_startup_orphan_scan = true;
     let (ns, report) = Namespace::open(cfg).unwrap();
