@@ -62,8 +62,11 @@ pub struct Finished {
     pub id: String,
     /// The client's address.
     pub peer: SocketAddr,
-    /// The operation (`Endpoint` as text).
+    /// The operation (`Endpoint` as text, with any detail), for the log.
     pub op: String,
+    /// The operation's name ([`crate::router::Endpoint::name`]), the
+    /// metric label.
+    pub op_name: &'static str,
     /// The HTTP status sent.
     pub status: u16,
     /// The S3 error code, for error responses.
@@ -75,15 +78,6 @@ pub struct Finished {
 }
 
 impl Finished {
-    /// The operation as a metric label: `NotImplemented("the 'acl'
-    /// sub-resource")` becomes `NotImplemented`, so labels stay a closed set.
-    fn op_label(&self) -> String {
-        match self.op.find('(') {
-            Some(i) => self.op[..i].to_string(),
-            None => self.op.clone(),
-        }
-    }
-
     /// Writes the log line and the metrics.
     fn emit(&self, sent: u64, body_failed: bool) {
         let received = self.received.load(Ordering::Relaxed);
@@ -101,18 +95,17 @@ impl Finished {
                 bytes_in = received, bytes_out = sent, duration_ms, "s3 request"
             );
         }
-        let op = self.op_label();
-        metrics::counter!("gateway_s3_requests_total", "op" => op.clone(), "status" => self.status.to_string())
-            .increment(1);
+        let op = self.op_name;
+        metrics::counter!("gateway_s3_requests_total", "op" => op, "status" => self.status.to_string()).increment(1);
         if self.status >= 400 {
-            metrics::counter!("gateway_s3_errors_total", "op" => op.clone(), "code" => self.code.unwrap_or("unknown"))
+            metrics::counter!("gateway_s3_errors_total", "op" => op, "code" => self.code.unwrap_or("unknown"))
                 .increment(1);
         }
         if body_failed {
-            metrics::counter!("gateway_s3_response_body_failures_total", "op" => op.clone()).increment(1);
+            metrics::counter!("gateway_s3_response_body_failures_total", "op" => op).increment(1);
         }
-        metrics::counter!("gateway_s3_received_bytes_total", "op" => op.clone()).increment(received);
-        metrics::counter!("gateway_s3_sent_bytes_total", "op" => op.clone()).increment(sent);
+        metrics::counter!("gateway_s3_received_bytes_total", "op" => op).increment(received);
+        metrics::counter!("gateway_s3_sent_bytes_total", "op" => op).increment(sent);
         metrics::histogram!("gateway_s3_request_duration_seconds", "op" => op).record(elapsed.as_secs_f64());
     }
 }

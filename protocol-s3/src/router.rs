@@ -79,6 +79,38 @@ pub enum Endpoint {
     MethodNotAllowed,
 }
 
+impl Endpoint {
+    /// The operation's name, without detail: a closed set (metric labels).
+    pub fn name(&self) -> &'static str {
+        use Endpoint as E;
+        match self {
+            E::ListBuckets => "ListBuckets",
+            E::CreateBucket => "CreateBucket",
+            E::HeadBucket => "HeadBucket",
+            E::DeleteBucket => "DeleteBucket",
+            E::GetBucketLocation => "GetBucketLocation",
+            E::GetBucketVersioning => "GetBucketVersioning",
+            E::ListObjectsV1 => "ListObjectsV1",
+            E::ListObjectsV2 => "ListObjectsV2",
+            E::ListMultipartUploads => "ListMultipartUploads",
+            E::DeleteObjects => "DeleteObjects",
+            E::PutObject => "PutObject",
+            E::CopyObject => "CopyObject",
+            E::GetObject => "GetObject",
+            E::HeadObject => "HeadObject",
+            E::DeleteObject => "DeleteObject",
+            E::CreateMultipartUpload => "CreateMultipartUpload",
+            E::UploadPart => "UploadPart",
+            E::UploadPartCopy => "UploadPartCopy",
+            E::CompleteMultipartUpload => "CompleteMultipartUpload",
+            E::AbortMultipartUpload => "AbortMultipartUpload",
+            E::ListParts => "ListParts",
+            E::NotImplemented(_) => "NotImplemented",
+            E::MethodNotAllowed => "MethodNotAllowed",
+        }
+    }
+}
+
 /// Sub-resources that name operations the gateway does not implement.
 const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "acl",

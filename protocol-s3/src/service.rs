@@ -86,7 +86,7 @@ pub async fn handle(state: Arc<S3State>, peer: SocketAddr, req: Request<Incoming
     let path = parts.uri.path().to_string();
     let received = Arc::new(AtomicU64::new(0));
     let declared_body = body_length(&parts.headers);
-    let (op, result) = serve(state, parts, RequestBody::new(body, received.clone())).await;
+    let ((op, op_name), result) = serve(state, parts, RequestBody::new(body, received.clone())).await;
     let (mut resp, code) = match result {
         Ok(r) => (r, None),
         Err(e) => {
@@ -104,7 +104,7 @@ pub async fn handle(state: Arc<S3State>, peer: SocketAddr, req: Request<Incoming
         resp.headers_mut().insert("x-amz-request-id", v);
     }
     let status = resp.status().as_u16();
-    let done = Finished { id, peer, op, status, code, received, started };
+    let done = Finished { id, peer, op, op_name, status, code, received, started };
     resp.map(|b| ObservedBody::wrap(b, done))
 }
 
@@ -146,7 +146,7 @@ async fn serve(
     state: Arc<S3State>,
     parts: http::request::Parts,
     body: RequestBody,
-) -> (String, Result<Response<Body>, S3Error>) {
+) -> ((String, &'static str), Result<Response<Body>, S3Error>) {
     let (bucket, key) = match vhost_bucket(&state, &parts.headers) {
         Some(b) => {
             let key: Vec<u8> = percent_encoding::percent_decode_str(parts.uri.path().trim_start_matches('/')).collect();
@@ -157,7 +157,7 @@ async fn serve(
     let query = Query::parse(parts.uri.query());
     let endpoint =
         route(&parts.method, bucket.as_deref(), key.is_some(), &query, parts.headers.contains_key("x-amz-copy-source"));
-    let op = format!("{endpoint:?}");
+    let op = (format!("{endpoint:?}"), endpoint.name());
     let auth = match authenticate(&state.keys, &parts.method, &parts.uri, &parts.headers, SystemTime::now()) {
         Ok(a) => a,
         Err(e) => return (op, Err(e)),
