@@ -42,7 +42,7 @@ pub use fsck::{
 pub use gc::{GcReport, IntegrityReport};
 pub use list::{ListEntry, ListPage, ListParams};
 pub use multipart::{CompletePart, CompletedUpload, PartInfo, UploadInfo};
-pub use ns::{FsStats, Namespace, NamespaceConfig, RecoveryReport, ROOT_INO};
+pub use ns::{FsStats, Namespace, NamespaceConfig, RecoveryReport, ROOT_INO, SECRET_BYTES};
 pub use object::{
     read_ahead_chunks, ObjectInfo, ObjectReader, ObjectWriter, PutOptions, StagedObject, WriteCondition,
     READ_AHEAD_BYTES,

@@ -22,6 +22,10 @@ pub const ROOT_INO: u64 = 1;
 const FIRST_ALLOCATED_ID: u64 = 16;
 /// Format of the whole data directory, stored in `sys/format`.
 const FORMAT_VERSION: u64 = 1;
+/// Bytes of the data directory's secret.
+pub const SECRET_BYTES: usize = 32;
+/// Where the secret lives in the `sys` tree.
+const SECRET_KEY: &[u8] = b"secret";
 
 /// Settings of a [`Namespace`].
 #[derive(Clone)]
@@ -98,6 +102,8 @@ pub struct Namespace {
     pub(crate) cfg: NamespaceConfig,
     pub(crate) fsid: u64,
     pub(crate) boot_epoch: u64,
+    /// See [`Namespace::secret`].
+    secret: [u8; SECRET_BYTES],
     last_time: AtomicI64,
     pub(crate) extent_locks: ExtentLocks,
     pub(crate) upload_locks: UploadLocks,
@@ -147,8 +153,15 @@ impl Namespace {
         }
         let fsid = read_u64(b"fsid")?;
         let boot_epoch = read_u64(b"boot_epoch")?;
+        // Offline use writes nothing: a directory from before the secret
+        // existed gets one at its next open; until then edges that need it
+        // see zeros (fsck needs none).
+        let secret = match meta.get(Tree::Sys, SECRET_KEY)? {
+            Some(v) => crate::record::decode("sys", &v)?,
+            None => [0; SECRET_BYTES],
+        };
         let now = cfg.clock.now_ns();
-        Ok(Self::assemble(meta, chunks, cfg, fsid, boot_epoch, now))
+        Ok(Self::assemble(meta, chunks, cfg, fsid, boot_epoch, secret, now))
     }
 
     fn assemble(
@@ -157,6 +170,7 @@ impl Namespace {
         cfg: NamespaceConfig,
         fsid: u64,
         boot_epoch: u64,
+        secret: [u8; SECRET_BYTES],
         now: Nanos,
     ) -> Self {
         Namespace {
@@ -164,6 +178,7 @@ impl Namespace {
             chunks,
             fsid,
             boot_epoch,
+            secret,
             last_time: AtomicI64::new(now),
             extent_locks: ExtentLocks::new(),
             upload_locks: UploadLocks::new(),
@@ -209,14 +224,26 @@ impl Namespace {
         let fsid = read_u64(b"fsid")?;
         // The boot epoch changes on every start and is durable before any
         // write is answered, so NFS write verifiers never repeat.
-        let boot_epoch = tx::run(&*meta, |tx| {
+        // The secret is made once per data directory (at creation, or at
+        // the first open of a directory made before it existed) and made
+        // durable with the boot epoch, before anything signed with it is
+        // handed out.
+        let (boot_epoch, secret) = tx::run(&*meta, |tx| {
             let e: u64 = tx.get(Tree::Sys, b"boot_epoch")?.unwrap_or(0) + 1;
             tx.put(Tree::Sys, b"boot_epoch", &e)?;
-            Ok(e)
+            let secret: [u8; SECRET_BYTES] = match tx.get(Tree::Sys, SECRET_KEY)? {
+                Some(s) => s,
+                None => {
+                    let s: [u8; SECRET_BYTES] = rand::random();
+                    tx.put(Tree::Sys, SECRET_KEY, &s)?;
+                    s
+                }
+            };
+            Ok((e, secret))
         })?;
         meta.sync()?;
         report.boot_epoch = boot_epoch;
-        let ns = Self::assemble(meta, chunks, cfg, fsid, boot_epoch, now);
+        let ns = Self::assemble(meta, chunks, cfg, fsid, boot_epoch, secret, now);
         ns.start_id_floor.store(ns.alloc_id()?, Ordering::Relaxed);
         report.orphans_reaped = ns.reap_orphans()?;
         if !ns.cfg.defer_startup_orphan_scan {
@@ -230,6 +257,15 @@ impl Namespace {
     /// The filesystem id (random, fixed at creation).
     pub fn fsid(&self) -> u64 {
         self.fsid
+    }
+
+    /// A random 256-bit secret made once per data directory and kept in its
+    /// metadata (`sys/secret`). Edges derive keys from it to sign what
+    /// they hand to clients and must get back unchanged (NFS file
+    /// handles), so that a client cannot forge them; it survives restarts
+    /// so signed values do too. Never logged, never sent.
+    pub fn secret(&self) -> &[u8; SECRET_BYTES] {
+        &self.secret
     }
 
     /// The boot epoch: increases on every open, durably.

@@ -97,7 +97,7 @@ fn mnt(st: &NfsState, client: IpAddr, path: &[u8]) -> mountres3<'static> {
         };
     }
     let fh = FileHandle { fsid: st.ns.fsid(), export: root.ino, ino: dir.ino, generation: dir.generation };
-    mountres3::Ok(mountres3_ok { fhandle: fhandle3(Opaque::owned(fh.encode())), auth_flavors: vec![AUTH_SYS] })
+    mountres3::Ok(mountres3_ok { fhandle: fhandle3(Opaque::owned(st.handles.seal(&fh))), auth_flavors: vec![AUTH_SYS] })
 }
 
 fn exports(st: &NfsState) -> List<export_node<'static, 'static>> {

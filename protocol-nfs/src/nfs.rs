@@ -20,7 +20,7 @@ use nfs3_types::xdr_codec::{List, Opaque, Pack, Void};
 
 use crate::args::{self, Args, CreateHow, MknodType, Sattr};
 use crate::exports::ExportOptions;
-use crate::handle::{FileHandle, NFS3_FH_BYTES_MAX};
+use crate::handle::{FileHandle, HandleError, NFS3_FH_BYTES_MAX};
 use crate::rpc::xdr::XdrError;
 use crate::rpc::{AcceptStat, Credential};
 use crate::state::NfsState;
@@ -40,6 +40,21 @@ const PLUS_EXTRA_BYTES: usize = 88 + 4 + 4 + 32;
 /// cookies start above them.
 const DOT_COOKIE: u64 = 1;
 const DOTDOT_COOKIE: u64 = 2;
+
+/// The export of a handle minted for inode `child` found under export
+/// `parent_export`. Crossing from the root export into a bucket switches to
+/// the bucket's export (the only children of the root are buckets), as
+/// Linux nfsd's `crossmnt` hands out the child export's handles: a bucket's
+/// own export options (`read_only`, `squash`, `clients`) govern its files
+/// whichever mount the client walked in from, so `/` never reaches inside
+/// a bucket further than the bucket's own export allows.
+fn child_export(parent_export: u64, child: u64) -> u64 {
+    if parent_export == ROOT_INO && child != ROOT_INO {
+        child
+    } else {
+        parent_export
+    }
+}
 
 /// Procedures whose replay must not re-execute (the DRC caches them).
 pub fn non_idempotent(proc_: u32) -> bool {
@@ -203,9 +218,18 @@ impl<'s> Ctx<'s> {
         if raw.len() > NFS3_FH_BYTES_MAX {
             return Err(nfsstat3::NFS3ERR_BADHANDLE);
         }
-        let fh = FileHandle::decode(raw).map_err(|_| nfsstat3::NFS3ERR_BADHANDLE)?;
+        let fh = self.st.handles.open(raw).map_err(|e| match e {
+            HandleError::Malformed => nfsstat3::NFS3ERR_BADHANDLE,
+            HandleError::OldFormat => nfsstat3::NFS3ERR_STALE,
+        })?;
         if fh.fsid != self.fsid() {
             return Err(nfsstat3::NFS3ERR_STALE);
+        }
+        // Invariant of minting (`child_export`): under the root export only
+        // the root directory itself is named; everything below it carries
+        // its bucket's export. A verified handle always keeps it.
+        if fh.export == ROOT_INO && fh.ino != ROOT_INO {
+            return Err(nfsstat3::NFS3ERR_BADHANDLE);
         }
         let opts = self.st.export_options(fh.export).ok_or(nfsstat3::NFS3ERR_STALE)?;
         if !opts.allows(self.client) {
@@ -218,9 +242,12 @@ impl<'s> Ctx<'s> {
         Ok(Resolved { fh, inode, opts, caller: opts.caller(self.cred) })
     }
 
+    /// A signed handle for `n`, found in a directory resolved under
+    /// export `export`.
     fn handle_for(&self, export: u64, n: &Inode) -> nfs_fh3 {
-        let fh = FileHandle { fsid: self.fsid(), export, ino: n.ino, generation: n.generation };
-        nfs_fh3 { data: Opaque::owned(fh.encode()) }
+        let fh =
+            FileHandle { fsid: self.fsid(), export: child_export(export, n.ino), ino: n.ino, generation: n.generation };
+        nfs_fh3 { data: Opaque::owned(self.st.handles.seal(&fh)) }
     }
 
     fn attrs(&self, ino: u64) -> post_op_attr {
@@ -298,9 +325,11 @@ impl<'s> Ctx<'s> {
         Ok(pack(&res))
     }
 
-    /// Post-op attributes of whatever a raw handle names, if anything.
+    /// Post-op attributes of whatever a raw handle names, if anything
+    /// (only for handles we signed: error replies must not reveal the
+    /// attributes of inodes the client never looked up).
     fn wcc_of_raw(&self, raw: &[u8]) -> wcc_data {
-        match FileHandle::decode(raw) {
+        match self.st.handles.open(raw) {
             Ok(fh) if fh.fsid == self.fsid() => self.wcc(fh.ino),
             _ => wcc_data::default(),
         }

@@ -10,6 +10,7 @@ use nfs3_types::nfs3::writeverf3;
 
 use crate::drc::Drc;
 use crate::exports::{ExportOptions, Exports};
+use crate::handle::HandleKey;
 
 /// Calls in flight across all connections: bounds the request records held
 /// in memory (each at most `RECORD_BYTES_MAX`, about 1 MiB) to 256 MiB.
@@ -48,6 +49,9 @@ pub struct NfsState {
     pub port: u16,
     /// Server-wide call slots ([`NFS_CALLS_IN_FLIGHT_MAX`]).
     pub calls: Arc<Semaphore>,
+    /// Signs and verifies file handles (derived from the data directory's
+    /// secret, so handles survive restarts and cannot be forged).
+    pub handles: HandleKey,
     /// Export root inode → bucket name, for per-export options.
     bucket_names: Mutex<HashMap<u64, Vec<u8>>>,
 }
@@ -56,6 +60,7 @@ impl NfsState {
     /// State over `ns`; `port` is where NFS and MOUNT are served.
     pub fn new(ns: Arc<Namespace>, cfg: NfsConfig, port: u16) -> Self {
         NfsState {
+            handles: HandleKey::derive(ns.secret()),
             ns,
             cfg,
             drc: Drc::default(),
