@@ -1,7 +1,7 @@
 //! Metadata behind a narrow, engine-neutral trait.
 //!
-//! The namespace stores every piece of metadata through [`MetaStore`]: named
-//! trees of byte keys and byte values, point reads, ordered range scans, one
+//! The namespace stores every piece of metadata through [`MetaStore`]: opaque
+//! named trees (its [`Schema`], given at open) of byte keys and byte values, point reads, ordered range scans, one
 //! serializable transaction over all trees, a durability barrier and a source
 //! of never-reused ids. Key and value encodings live above this trait, so
 //! every engine stores the same logical schema.
@@ -19,7 +19,7 @@ mod tree;
 pub use error::MetaError;
 pub use mem_store::MemStore;
 pub use sled_store::{SledConfig, SledStore, DEFAULT_LOCK_WAIT};
-pub use tree::Tree;
+pub use tree::{Schema, TreeId, SCHEMA_TREES_MAX};
 
 use std::ops::Bound;
 
@@ -52,11 +52,11 @@ pub struct Abort;
 /// point read (child counters, "name free", "upload exists").
 pub trait Txn {
     /// Reads a key as of this transaction (including its own writes).
-    fn get(&mut self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn get(&mut self, tree: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Writes a key; visible to later reads in this transaction.
-    fn put(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<()>;
+    fn put(&mut self, tree: TreeId, key: &[u8], value: &[u8]) -> Result<()>;
     /// Deletes a key; deleting an absent key is not an error.
-    fn del(&mut self, tree: Tree, key: &[u8]) -> Result<()>;
+    fn del(&mut self, tree: TreeId, key: &[u8]) -> Result<()>;
 }
 
 /// A body run inside [`MetaStore::transact`].
@@ -69,14 +69,19 @@ pub type TxnBody<'a> = dyn FnMut(&mut dyn Txn) -> std::result::Result<(), Abort>
 /// The narrow metadata interface the namespace is written against.
 pub trait MetaStore: Send + Sync {
     /// Point read outside any transaction; sees every committed transaction.
-    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn get(&self, tree: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
     /// Ordered scan of `range`, at most `limit` entries, in `dir` order.
     ///
     /// Scans are weakly consistent: a transaction may commit between two
     /// scans, and (with sled) between two steps of one scan.
-    fn scan(&self, tree: Tree, range: (Bound<&[u8]>, Bound<&[u8]>), limit: usize, dir: Direction)
-        -> Result<Vec<Entry>>;
+    fn scan(
+        &self,
+        tree: TreeId,
+        range: (Bound<&[u8]>, Bound<&[u8]>),
+        limit: usize,
+        dir: Direction,
+    ) -> Result<Vec<Entry>>;
 
     /// Runs `body` as one atomic, serializable transaction over all trees.
     ///

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::sled_store::range_is_empty;
-use crate::{Abort, Direction, Entry, MetaError, MetaStore, Result, Tree, Txn, TxnBody};
+use crate::{Abort, Direction, Entry, MetaError, MetaStore, Result, Schema, TreeId, Txn, TxnBody};
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -17,16 +17,11 @@ pub struct MemStore {
     next_id: AtomicU64,
 }
 
-impl Default for MemStore {
-    fn default() -> Self {
-        MemStore { trees: Mutex::new(vec![Map::new(); Tree::ALL.len()]), next_id: AtomicU64::new(0) }
-    }
-}
-
 impl MemStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty store holding the trees of `schema`.
+    pub fn new(schema: Schema) -> Self {
+        crate::tree::assert_schema(schema);
+        MemStore { trees: Mutex::new(vec![Map::new(); schema.len()]), next_id: AtomicU64::new(0) }
     }
 }
 
@@ -38,30 +33,30 @@ struct MemTxn<'a> {
 }
 
 impl Txn for MemTxn<'_> {
-    fn get(&mut self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn get(&mut self, tree: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(v) = self.overlay.get(&(tree.index(), key.to_vec())) {
             return Ok(v.clone());
         }
         Ok(self.base[tree.index()].get(key).cloned())
     }
-    fn put(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<()> {
+    fn put(&mut self, tree: TreeId, key: &[u8], value: &[u8]) -> Result<()> {
         self.overlay.insert((tree.index(), key.to_vec()), Some(value.to_vec()));
         Ok(())
     }
-    fn del(&mut self, tree: Tree, key: &[u8]) -> Result<()> {
+    fn del(&mut self, tree: TreeId, key: &[u8]) -> Result<()> {
         self.overlay.insert((tree.index(), key.to_vec()), None);
         Ok(())
     }
 }
 
 impl MetaStore for MemStore {
-    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn get(&self, tree: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.trees.lock().unwrap_or_else(|p| p.into_inner())[tree.index()].get(key).cloned())
     }
 
     fn scan(
         &self,
-        tree: Tree,
+        tree: TreeId,
         range: (Bound<&[u8]>, Bound<&[u8]>),
         limit: usize,
         dir: Direction,

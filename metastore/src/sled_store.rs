@@ -23,7 +23,7 @@ use sled::transaction::{
 };
 use sled::Transactional;
 
-use crate::{Abort, Direction, Entry, MetaError, MetaStore, Result, Tree, Txn, TxnBody};
+use crate::{Abort, Direction, Entry, MetaError, MetaStore, Result, Schema, TreeId, Txn, TxnBody};
 
 /// How long an open waits by default for a previous instance's file lock
 /// to go.
@@ -66,7 +66,7 @@ impl SledConfig {
 /// Metadata store on sled.
 pub struct SledStore {
     db: sled::Db,
-    /// One handle per [`Tree`], indexed by [`Tree::index`].
+    /// One handle per tree of the schema, indexed by [`TreeId::index`].
     trees: Vec<sled::Tree>,
     /// Our own handle to sled's log file, used to fsync it after a flush.
     log_file: File,
@@ -81,8 +81,10 @@ pub struct SledStore {
 }
 
 impl SledStore {
-    /// Opens (or creates) the store under `cfg.path`.
-    pub fn open(cfg: &SledConfig) -> Result<Self> {
+    /// Opens (or creates) the store under `cfg.path`, holding the trees of
+    /// `schema` (their names are part of the on-disk format).
+    pub fn open(cfg: &SledConfig, schema: Schema) -> Result<Self> {
+        crate::tree::assert_schema(schema);
         std::fs::create_dir_all(&cfg.path)?;
         let config = sled::Config::new()
             .path(&cfg.path)
@@ -106,7 +108,7 @@ impl SledStore {
                 Err(e) => return Err(engine(e)),
             }
         };
-        let trees = Tree::ALL.iter().map(|t| db.open_tree(t.name()).map_err(engine)).collect::<Result<Vec<_>>>()?;
+        let trees = schema.iter().map(|name| db.open_tree(name).map_err(engine)).collect::<Result<Vec<_>>>()?;
         let log_file = File::open(cfg.path.join("db"))?;
         // The directory entries of sled's files must themselves be durable.
         File::open(&cfg.path)?.sync_all()?;
@@ -127,7 +129,7 @@ impl SledStore {
         &self.path
     }
 
-    fn tree(&self, t: Tree) -> &sled::Tree {
+    fn tree(&self, t: TreeId) -> &sled::Tree {
         &self.trees[t.index()]
     }
 
@@ -159,19 +161,19 @@ impl SledTxn<'_> {
 }
 
 impl Txn for SledTxn<'_> {
-    fn get(&mut self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn get(&mut self, tree: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.trees[tree.index()].get(key) {
             Ok(v) => Ok(v.map(|v| v.to_vec())),
             Err(e) => Err(self.record(e)),
         }
     }
-    fn put(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> Result<()> {
+    fn put(&mut self, tree: TreeId, key: &[u8], value: &[u8]) -> Result<()> {
         match self.trees[tree.index()].insert(key, value) {
             Ok(_) => Ok(()),
             Err(e) => Err(self.record(e)),
         }
     }
-    fn del(&mut self, tree: Tree, key: &[u8]) -> Result<()> {
+    fn del(&mut self, tree: TreeId, key: &[u8]) -> Result<()> {
         match self.trees[tree.index()].remove(key) {
             Ok(_) => Ok(()),
             Err(e) => Err(self.record(e)),
@@ -180,14 +182,14 @@ impl Txn for SledTxn<'_> {
 }
 
 impl MetaStore for SledStore {
-    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn get(&self, tree: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check_poison()?;
         Ok(self.tree(tree).get(key).map_err(engine)?.map(|v| v.to_vec()))
     }
 
     fn scan(
         &self,
-        tree: Tree,
+        tree: TreeId,
         range: (Bound<&[u8]>, Bound<&[u8]>),
         limit: usize,
         dir: Direction,

@@ -1,85 +1,50 @@
-/// The named trees (keyspaces) of the schema.
-///
-/// A handful of trees, never one per directory or bucket: sled's space
-/// amplification grows with the number of trees, and one transaction can span
-/// at most 14 of them.
+//! Trees (keyspaces) as the engine sees them: opaque, named by the caller.
+//!
+//! API boundary: the engine knows a tree only by its index and its on-disk
+//! name, both given by the caller's [`Schema`] when the store is opened.
+//! What a tree holds and how its keys are laid out belong to the caller
+//! (the namespace's `tree.rs`), so a second engine inherits no namespace
+//! knowledge and a new namespace tree needs no change here.
+
+/// A tree of the store: an index into the schema the store was opened with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Tree {
-    /// Format marker, filesystem id, boot epoch, counters.
-    Sys,
-    /// Inode records keyed by big-endian inode id.
-    Inodes,
-    /// Directory entries: parent ‖ name ‖ ('/' if the child is a directory).
-    Dentries,
-    /// Readdir order: parent ‖ cookie.
-    Dirscan,
-    /// File extents: inode ‖ file offset.
-    Extents,
-    /// Reference counts of chunks: chunk id.
-    ChunkRefs,
-    /// S3 object metadata: inode.
-    ObjMeta,
-    /// Multipart uploads: upload id.
-    MpuUploads,
-    /// Multipart uploads by key, for ListMultipartUploads.
-    MpuByKey,
-    /// Multipart parts: upload id ‖ part number.
-    MpuParts,
-    /// Chunks waiting for garbage collection: not-before time ‖ chunk id.
-    GcChunks,
-    /// Unlinked inodes whose extents are still being freed.
-    Orphans,
+pub struct TreeId(pub u8);
+
+impl TreeId {
+    /// Position of this tree in its schema (engines index arrays with it).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
 }
 
-impl Tree {
-    /// Every tree, in a fixed order (engines index arrays with it).
-    pub const ALL: [Tree; 12] = [
-        Tree::Sys,
-        Tree::Inodes,
-        Tree::Dentries,
-        Tree::Dirscan,
-        Tree::Extents,
-        Tree::ChunkRefs,
-        Tree::ObjMeta,
-        Tree::MpuUploads,
-        Tree::MpuByKey,
-        Tree::MpuParts,
-        Tree::GcChunks,
-        Tree::Orphans,
-    ];
+/// The on-disk names of the trees a store holds, fixed when it is opened:
+/// `TreeId(i)` names `schema[i]`. Keep it to a handful of trees, never one
+/// per directory or bucket: sled's space amplification grows with the
+/// number of trees, and one transaction spans all of them.
+pub type Schema = &'static [&'static str];
 
-    /// Position of this tree in [`Tree::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
+/// Most trees in a schema (one transaction spans every tree, and sled's
+/// transactions are tested here with at most this many).
+pub const SCHEMA_TREES_MAX: usize = 14;
 
-    /// The on-disk name of the tree. Never change one: it is part of the format.
-    pub fn name(self) -> &'static str {
-        match self {
-            Tree::Sys => "sys",
-            Tree::Inodes => "inodes",
-            Tree::Dentries => "dentries",
-            Tree::Dirscan => "dirscan",
-            Tree::Extents => "extents",
-            Tree::ChunkRefs => "chunk_refs",
-            Tree::ObjMeta => "objmeta",
-            Tree::MpuUploads => "mpu_uploads",
-            Tree::MpuByKey => "mpu_by_key",
-            Tree::MpuParts => "mpu_parts",
-            Tree::GcChunks => "gc_chunks",
-            Tree::Orphans => "orphans",
-        }
+/// Checks a schema: 1 to [`SCHEMA_TREES_MAX`] distinct, non-empty names.
+/// A bad schema is a programmer error, so this panics.
+pub(crate) fn assert_schema(schema: Schema) {
+    assert!(!schema.is_empty() && schema.len() <= SCHEMA_TREES_MAX, "a schema holds 1 to {SCHEMA_TREES_MAX} trees");
+    for (i, a) in schema.iter().enumerate() {
+        assert!(!a.is_empty(), "tree names are not empty");
+        assert!(!schema[..i].contains(a), "tree name {a:?} appears twice");
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Tree;
+    use super::*;
 
     #[test]
-    fn all_is_indexed_in_order() {
-        for (i, t) in Tree::ALL.iter().enumerate() {
-            assert_eq!(t.index(), i);
-        }
+    fn schemas_hold_distinct_names() {
+        assert_schema(&["a", "b"]);
+        assert!(std::panic::catch_unwind(|| assert_schema(&["a", "a"])).is_err());
+        assert!(std::panic::catch_unwind(|| assert_schema(&[])).is_err());
     }
 }

@@ -7,7 +7,9 @@
 
 use std::ops::Bound;
 
-use metastore::{Direction, Tree};
+use metastore::Direction;
+
+use crate::tree::Tree;
 
 use crate::access::{self, Caller, R, W};
 use crate::limits::FILE_SIZE_BYTES_MAX;

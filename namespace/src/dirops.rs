@@ -4,7 +4,9 @@
 //! Every mutation here is a single metadata transaction of point reads and
 //! writes, followed by the durability barrier before it returns.
 
-use metastore::{Direction, Tree};
+use metastore::Direction;
+
+use crate::tree::Tree;
 
 use crate::access::{self, Caller, R, W, X};
 use crate::clock::Nanos;

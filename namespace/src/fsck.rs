@@ -45,7 +45,9 @@ use std::time::{Duration, SystemTime};
 
 use std::ops::Bound;
 
-use metastore::{Direction, Tree};
+use metastore::Direction;
+
+use crate::tree::Tree;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Nanos;
@@ -1796,7 +1798,7 @@ impl Namespace {
     /// Writes a raw record, bypassing every invariant, and syncs.
     #[doc(hidden)]
     pub fn debug_raw_put(&self, tree: Tree, key: &[u8], value: &[u8]) -> NsResult<()> {
-        self.meta.transact(&mut |t| t.put(tree, key, value).map_err(|_| metastore::Abort))?;
+        self.meta.transact(&mut |t| t.put(tree.id(), key, value).map_err(|_| metastore::Abort))?;
         Ok(self.meta.sync()?)
     }
 

@@ -14,7 +14,9 @@ use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use metastore::{Direction, Tree};
+use metastore::Direction;
+
+use crate::tree::Tree;
 
 use crate::limits::{COMPLETED_UPLOAD_RETENTION_NS, REAP_BATCH_EXTENTS};
 

@@ -28,6 +28,7 @@ mod object;
 pub mod path;
 mod precheck;
 pub mod record;
+pub mod tree;
 mod tx;
 
 pub use access::Caller;
@@ -48,3 +49,4 @@ pub use object::{
     READ_AHEAD_BYTES,
 };
 pub use record::{Checksum, Inode, Kind, ObjMeta};
+pub use tree::Tree;

@@ -13,7 +13,9 @@ use std::collections::VecDeque;
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 
-use metastore::{Direction, Tree};
+use metastore::Direction;
+
+use crate::tree::Tree;
 
 use crate::access::{self, Caller, R, X};
 use crate::limits::PAGE_ENTRIES_MAX;

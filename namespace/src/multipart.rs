@@ -7,7 +7,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use md5::{Digest, Md5};
-use metastore::{Direction, Tree};
+use metastore::Direction;
+
+use crate::tree::Tree;
 
 use crate::access::Caller;
 use crate::clock::Nanos;

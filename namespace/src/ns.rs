@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chunkstore::{ChunkIo, ChunkStore, ChunkStoreConfig, RealIo};
-use metastore::{MetaStore, SledConfig, SledStore, Tree};
+use metastore::{MetaStore, SledConfig, SledStore};
 
 use crate::clock::{Clock, Nanos, SystemClock};
 use crate::keys;
 use crate::locks::{ExtentLocks, UploadLocks};
 use crate::record::{Inode, Kind};
+use crate::tree::{Meta, Tree};
 use crate::tx::{self, Tx};
 use crate::{NsError, NsResult};
 
@@ -97,7 +98,7 @@ pub struct RecoveryReport {
 
 /// The namespace. Cheap to share: wrap it in an `Arc`.
 pub struct Namespace {
-    pub(crate) meta: Arc<dyn MetaStore>,
+    pub(crate) meta: Meta,
     pub(crate) chunks: Arc<ChunkStore>,
     pub(crate) cfg: NamespaceConfig,
     pub(crate) fsid: u64,
@@ -141,6 +142,7 @@ impl Namespace {
             return Err(NsError::NotFound);
         }
         let (meta, chunks) = open_stores(&cfg)?;
+        let meta = Meta::new(meta);
         let read_u64 = |k: &[u8]| -> NsResult<u64> {
             let v = meta
                 .get(Tree::Sys, k)?
@@ -165,7 +167,7 @@ impl Namespace {
     }
 
     fn assemble(
-        meta: Arc<dyn MetaStore>,
+        meta: Meta,
         chunks: Arc<ChunkStore>,
         cfg: NamespaceConfig,
         fsid: u64,
@@ -191,12 +193,14 @@ impl Namespace {
         }
     }
 
-    /// Opens over given stores (tests use the in-memory metastore).
+    /// Opens over given stores (tests use the in-memory metastore); `meta`
+    /// must have been opened with [`crate::tree::SCHEMA`].
     pub fn with_stores(
         meta: Arc<dyn MetaStore>,
         chunks: Arc<ChunkStore>,
         cfg: NamespaceConfig,
     ) -> NsResult<(Self, RecoveryReport)> {
+        let meta = Meta::new(meta);
         let mut report = RecoveryReport::default();
         let now = cfg.clock.now_ns();
         let format = meta.get(Tree::Sys, b"format")?;
@@ -378,7 +382,7 @@ fn open_stores(cfg: &NamespaceConfig) -> NsResult<(Arc<dyn MetaStore>, Arc<Chunk
     let mut sled_cfg = SledConfig::new(cfg.data_dir.join("meta"));
     sled_cfg.cache_capacity_bytes = cfg.meta_cache_bytes;
     sled_cfg.lock_wait = cfg.meta_lock_wait;
-    let meta: Arc<dyn MetaStore> = Arc::new(SledStore::open(&sled_cfg)?);
+    let meta: Arc<dyn MetaStore> = Arc::new(SledStore::open(&sled_cfg, crate::tree::SCHEMA)?);
     let mut ccfg = ChunkStoreConfig::new(&cfg.data_dir);
     ccfg.chunk_size_bytes = cfg.chunk_size_bytes;
     let chunks = Arc::new(ChunkStore::open(&ccfg, cfg.chunk_io.clone())?);

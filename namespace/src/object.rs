@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::tree::Tree;
 use md5::{Digest, Md5};
-use metastore::Tree;
 
 use crate::access::{self, Caller, R, W, X};
 use crate::clock::Nanos;

@@ -1,12 +1,13 @@
 //! Typed point access to records inside a metadata transaction.
 
-use metastore::{Abort, MetaError, MetaStore, Tree, Txn};
+use metastore::{Abort, MetaError, MetaStore, Txn};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::clock::Nanos;
 use crate::keys;
 use crate::record::{self, ChunkRef, Dentry, DirScan, Inode, Kind, Orphan};
+use crate::tree::Tree;
 use crate::{NsError, NsResult};
 
 /// Runs `body` in one metadata transaction; the body's error aborts it and
@@ -37,18 +38,18 @@ pub(crate) struct Tx<'a> {
 
 impl Tx<'_> {
     pub(crate) fn get<T: DeserializeOwned>(&mut self, tree: Tree, key: &[u8]) -> NsResult<Option<T>> {
-        match self.t.get(tree, key)? {
+        match self.t.get(tree.id(), key)? {
             Some(v) => Ok(Some(record::decode(tree.name(), &v)?)),
             None => Ok(None),
         }
     }
 
     pub(crate) fn put<T: Serialize>(&mut self, tree: Tree, key: &[u8], v: &T) -> NsResult<()> {
-        Ok(self.t.put(tree, key, &record::encode(v))?)
+        Ok(self.t.put(tree.id(), key, &record::encode(v))?)
     }
 
     pub(crate) fn del(&mut self, tree: Tree, key: &[u8]) -> NsResult<()> {
-        Ok(self.t.del(tree, key)?)
+        Ok(self.t.del(tree.id(), key)?)
     }
 
     /// The inode, or `Stale` when it no longer exists.

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::{config, pattern, root};
-use metastore::Tree;
 use namespace::record::{self, ChunkRef, Dentry, DirScan, Extent, Inode, Kind, Orphan};
+use namespace::Tree;
 use namespace::{FsckOptions, FsckReport, Namespace, NsError, ProblemKind, PutOptions, ROOT_INO};
 
 const GRACE: Duration = Duration::from_secs(600);
