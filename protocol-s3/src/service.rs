@@ -12,7 +12,7 @@ use namespace::{Namespace, NsError};
 
 use crate::auth::{authenticate, Authenticated, Keyring};
 use crate::body::{full, Body};
-use crate::error::{from_ns, Ctx, S3Error};
+use crate::error::{from_ns, Ctx, ErrorCode, S3Error};
 use crate::observe::{Finished, ObservedBody, RequestBody};
 use crate::router::{route, split_path, Endpoint, Query};
 use crate::xml::esc;
@@ -135,7 +135,7 @@ pub fn error_response(e: &S3Error, resource: &str, id: &str, head: bool) -> Resp
         ))
     };
     let mut r = Response::new(body);
-    *r.status_mut() = e.status;
+    *r.status_mut() = e.status();
     if !head {
         r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
     }
@@ -207,11 +207,9 @@ async fn dispatch(ep: Endpoint, c: ReqCtx) -> Result<Response<Body>, S3Error> {
         Endpoint::AbortMultipartUpload => multipart::abort(c).await,
         Endpoint::ListParts => multipart::list_parts(c).await,
         Endpoint::NotImplemented(what) => Err(S3Error::not_implemented(&what)),
-        Endpoint::MethodNotAllowed => Err(S3Error::new(
-            "MethodNotAllowed",
-            StatusCode::METHOD_NOT_ALLOWED,
-            "The specified method is not allowed against this resource.",
-        )),
+        Endpoint::MethodNotAllowed => {
+            Err(S3Error::new(ErrorCode::MethodNotAllowed, "The specified method is not allowed against this resource."))
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use namespace::{Checksum, ObjMeta, ObjectInfo, ObjectReader, PutOptions, StagedO
 
 use crate::body::{Body, ChannelBody};
 use crate::checksum::{b64, unb64, Algo};
-use crate::error::{Ctx, S3Error};
+use crate::error::{Ctx, ErrorCode, S3Error};
 use crate::payload::{read_payload, read_small, PayloadSummary};
 use crate::service::{status_response, xml_response, ReqCtx};
 use crate::xml::{el, http_date, iso8601, NS};
@@ -62,8 +62,8 @@ pub fn meta_from_headers(h: &HeaderMap) -> Result<ObjMeta, S3Error> {
         }
     }
     if size > USER_METADATA_BYTES_MAX {
-        return Err(S3Error::bad(
-            "MetadataTooLarge",
+        return Err(S3Error::new(
+            ErrorCode::MetadataTooLarge,
             format!(
                 "Your metadata headers exceed the maximum allowed metadata size ({USER_METADATA_BYTES_MAX} bytes)."
             ),
@@ -96,7 +96,8 @@ pub fn content_md5(h: &HeaderMap) -> Result<Option<[u8; 16]>, S3Error> {
         None => Ok(None),
         Some(v) => {
             let raw = v.to_str().ok().and_then(unb64).filter(|r| r.len() == 16);
-            let raw = raw.ok_or_else(|| S3Error::bad("InvalidDigest", "The Content-MD5 you specified was invalid."))?;
+            let raw = raw
+                .ok_or_else(|| S3Error::new(ErrorCode::InvalidDigest, "The Content-MD5 you specified was invalid."))?;
             Ok(Some(raw.try_into().expect("16 bytes")))
         }
     }
@@ -121,7 +122,10 @@ pub async fn stage_body(c: &mut ReqCtx, limit: u64) -> Result<(StagedObject, Pay
     let staged = tokio::task::block_in_place(|| writer.finish()).map_err(|e| crate::error::from_ns(e, Ctx::Write))?;
     if let Some(want) = md5 {
         if staged.md5 != want {
-            return Err(S3Error::bad("BadDigest", "The Content-MD5 you specified did not match what we received."));
+            return Err(S3Error::new(
+                ErrorCode::BadDigest,
+                "The Content-MD5 you specified did not match what we received.",
+            ));
         }
     }
     Ok((staged, summary))
@@ -196,8 +200,7 @@ fn check_conditions(h: &HeaderMap, etag: &str, mtime_ns: i64, prefix: &str) -> R
     let mtime = mtime_ns.div_euclid(1_000_000_000);
     let failed = || {
         Err(S3Error::new(
-            "PreconditionFailed",
-            StatusCode::PRECONDITION_FAILED,
+            ErrorCode::PreconditionFailed,
             "At least one of the preconditions you specified did not hold.",
         ))
     };
@@ -241,9 +244,7 @@ fn parse_range(v: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error
         return Ok(None);
     }
     let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
-    let unsatisfiable = || {
-        Err(S3Error::new("InvalidRange", StatusCode::RANGE_NOT_SATISFIABLE, "The requested range is not satisfiable"))
-    };
+    let unsatisfiable = || Err(S3Error::new(ErrorCode::InvalidRange, "The requested range is not satisfiable"));
     let (a, b) = (a.trim(), b.trim());
     let range = if a.is_empty() {
         let Ok(n) = b.parse::<u64>() else { return Ok(None) };
@@ -273,13 +274,7 @@ fn parse_range(v: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error
 fn part_range(info: &ObjectInfo, n: u32) -> Result<(u64, u64, u32), S3Error> {
     let layout = &info.meta.part_layout;
     let total: u32 = layout.iter().map(|(_, c)| c).sum::<u32>().max(1);
-    let bad = || {
-        Err(S3Error::new(
-            "InvalidPartNumber",
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "The requested partnumber is not satisfiable",
-        ))
-    };
+    let bad = || Err(S3Error::new(ErrorCode::InvalidPartNumber, "The requested partnumber is not satisfiable"));
     if n == 0 || n > total {
         return bad();
     }
@@ -446,14 +441,17 @@ pub async fn delete_objects(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
     if let Some(want) = md5 {
         use md5::Digest;
         if md5::Md5::digest(&body).as_slice() != want {
-            return Err(S3Error::bad("BadDigest", "The Content-MD5 you specified did not match what we received."));
+            return Err(S3Error::new(
+                ErrorCode::BadDigest,
+                "The Content-MD5 you specified did not match what we received.",
+            ));
         }
     }
     let doc = crate::xml::parse(&body)?;
     let quiet = doc.text_of("Quiet").is_some_and(|q| q.eq_ignore_ascii_case("true"));
     let keys: Vec<String> = doc.all("Object").filter_map(|o| o.text_of("Key").map(str::to_string)).collect();
     if keys.is_empty() || keys.len() > DELETE_OBJECTS_KEYS_MAX {
-        return Err(S3Error::bad("MalformedXML", "DeleteObjects takes 1 to 1000 keys"));
+        return Err(S3Error::new(ErrorCode::MalformedXML, "DeleteObjects takes 1 to 1000 keys"));
     }
     let bucket = c.bucket().as_bytes().to_vec();
     let caller = c.auth.caller.clone();
@@ -465,7 +463,7 @@ pub async fn delete_objects(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
             Err(e) => s.push_str(&format!(
                 "<Error>{}{}{}</Error>",
                 el("Key", &k),
-                el("Code", e.code),
+                el("Code", e.code.as_str()),
                 el("Message", &e.message)
             )),
         }
@@ -530,8 +528,8 @@ pub async fn copy_object(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
     let (sb, sk) = copy_source(&c)?;
     let replace = c.header("x-amz-metadata-directive").is_some_and(|d| d.eq_ignore_ascii_case("REPLACE"));
     if sb == c.bucket().as_bytes() && sk == c.key() && !replace {
-        return Err(S3Error::bad(
-            "InvalidRequest",
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata.",
         ));
     }
@@ -609,6 +607,6 @@ mod tests {
         assert_eq!(check_conditions(&h, "abc", ns, "").unwrap(), Some(StatusCode::NOT_MODIFIED));
         let mut h = HeaderMap::new();
         h.insert("if-match", HeaderValue::from_static("\"zzz\""));
-        assert_eq!(check_conditions(&h, "abc", ns, "").unwrap_err().status, StatusCode::PRECONDITION_FAILED);
+        assert_eq!(check_conditions(&h, "abc", ns, "").unwrap_err().status(), StatusCode::PRECONDITION_FAILED);
     }
 }
