@@ -7,7 +7,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use sha2::Digest;
 
-use crate::auth::ChunkSigner;
+use crate::auth::{auth_eq, ChunkSigner};
 use crate::error::{ErrorCode, S3Error};
 
 /// Longest chunk header line.
@@ -79,7 +79,7 @@ impl ChunkedDecoder {
         if let Some(s) = &mut self.signer {
             let digest = std::mem::take(&mut self.chunk_hash).finalize();
             let want = s.chunk_signature(&digest);
-            if !crate::auth_eq(&want, &self.chunk_sig) {
+            if !auth_eq(&want, &self.chunk_sig) {
                 return Err(bad_sig());
             }
             s.prev = want;
@@ -177,7 +177,7 @@ impl ChunkedDecoder {
                     .trailer_sig
                     .as_deref()
                     .ok_or_else(|| S3Error::new(ErrorCode::SignatureDoesNotMatch, "missing trailer signature"))?;
-                if !crate::auth_eq(&s.trailer_signature(&self.trailer_block), got) {
+                if !auth_eq(&s.trailer_signature(&self.trailer_block), got) {
                     return Err(bad_sig());
                 }
             }

@@ -7,9 +7,10 @@ use namespace::{Checksum, CompletePart, WriteCondition};
 use crate::body::Body;
 use crate::checksum::{b64, unb64, Algo, Hasher};
 use crate::error::{Ctx, ErrorCode, S3Error};
-use crate::ops::object::{copy_range, meta_from_headers, open_source, stage_body};
+use crate::ops::stage::{copy_range, meta_from_headers, open_source, stage_body};
 use crate::payload::read_small;
-use crate::service::{status_response, xml_response, ReqCtx};
+use crate::reply::{status_response, xml_response};
+use crate::request::ReqCtx;
 use crate::xml::{el, iso8601, NS};
 
 /// Largest CompleteMultipartUpload document.
