@@ -15,7 +15,7 @@ use http::{HeaderMap, Method, Uri};
 use namespace::Caller;
 use sha2::Digest;
 
-use crate::error::S3Error;
+use crate::error::{ErrorCode, S3Error};
 use crate::rights::BucketRights;
 
 /// Largest allowed difference between the client's clock and ours.
@@ -146,8 +146,14 @@ pub struct Authenticated {
     pub payload: Payload,
 }
 
+/// Constant-time string comparison for signatures.
+pub(crate) fn auth_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 fn denied(msg: &str) -> S3Error {
-    S3Error::forbidden("AccessDenied", msg)
+    S3Error::new(ErrorCode::AccessDenied, msg)
 }
 
 /// `YYYYMMDD'T'HHMMSS'Z'` → time.
@@ -209,7 +215,7 @@ fn parse_credential(c: &str) -> Option<(&str, &str, &str, &str)> {
 }
 
 fn parse_header(h: &str) -> Result<Parsed<'_>, S3Error> {
-    let malformed = |m: &str| S3Error::bad("AuthorizationHeaderMalformed", m);
+    let malformed = |m: &str| S3Error::new(ErrorCode::AuthorizationHeaderMalformed, m);
     let rest = h.strip_prefix("AWS4-HMAC-SHA256").ok_or_else(|| malformed("unsupported authorization type"))?;
     let (mut cred, mut sh, mut sig) = (None, None, None);
     for part in rest.split(',') {
@@ -249,9 +255,10 @@ pub fn authenticate(
     now: SystemTime,
 ) -> Result<Authenticated, S3Error> {
     if let Some(h) = headers.get(http::header::AUTHORIZATION) {
-        let h = h.to_str().map_err(|_| S3Error::bad("AuthorizationHeaderMalformed", "non-ASCII Authorization"))?;
+        let h =
+            h.to_str().map_err(|_| S3Error::new(ErrorCode::AuthorizationHeaderMalformed, "non-ASCII Authorization"))?;
         if h.len() > AUTH_HEADER_BYTES_MAX {
-            return Err(S3Error::bad("AuthorizationHeaderMalformed", "Authorization header too long"));
+            return Err(S3Error::new(ErrorCode::AuthorizationHeaderMalformed, "Authorization header too long"));
         }
         if h.starts_with("AWS ") {
             return Err(denied("Signature Version 2 is not supported; use SigV4"));
@@ -324,7 +331,7 @@ fn resign(
         .into();
     let uri = if query.is_empty() { format!("http://{host}{path}") } else { format!("http://{host}{path}?{query}") };
     let req = SignableRequest::new(method.as_str(), uri, headers.iter().map(|(k, v)| (k.as_str(), v.as_str())), body)
-        .map_err(|e| S3Error::bad("AuthorizationHeaderMalformed", format!("unsignable request: {e}")))?;
+        .map_err(|e| S3Error::new(ErrorCode::AuthorizationHeaderMalformed, format!("unsignable request: {e}")))?;
     let (_, sig) = sign(req, &params).map_err(S3Error::internal)?.into_parts();
     Ok(sig)
 }
@@ -337,14 +344,14 @@ fn verify_both_paths(
 ) -> Result<(), S3Error> {
     let raw = uri.path();
     let canonical = canonical_path(raw);
-    if crate::auth_eq(&sign_with(&canonical)?, want) {
+    if auth_eq(&sign_with(&canonical)?, want) {
         return Ok(());
     }
-    if canonical != raw && crate::auth_eq(&sign_with(raw)?, want) {
+    if canonical != raw && auth_eq(&sign_with(raw)?, want) {
         return Ok(());
     }
-    Err(S3Error::forbidden(
-        "SignatureDoesNotMatch",
+    Err(S3Error::new(
+        ErrorCode::SignatureDoesNotMatch,
         "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
     ))
 }
@@ -359,26 +366,29 @@ fn header_auth(
 ) -> Result<Authenticated, S3Error> {
     let p = parse_header(h)?;
     let cred = keys.get(p.access_key).ok_or_else(|| {
-        S3Error::forbidden("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+        S3Error::new(ErrorCode::InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")
     })?;
     let amz_date = header_value(headers, "x-amz-date")
         .ok_or_else(|| denied("x-amz-date is required (Date alone cannot be verified)"))?;
     let time = parse_amz_date(&amz_date).ok_or_else(|| denied("x-amz-date is malformed"))?;
     if !amz_date.starts_with(p.date) {
-        return Err(S3Error::bad("AuthorizationHeaderMalformed", "the credential date does not match x-amz-date"));
+        return Err(S3Error::new(
+            ErrorCode::AuthorizationHeaderMalformed,
+            "the credential date does not match x-amz-date",
+        ));
     }
     if p.service != "s3" {
-        return Err(S3Error::bad("AuthorizationHeaderMalformed", "the credential service must be s3"));
+        return Err(S3Error::new(ErrorCode::AuthorizationHeaderMalformed, "the credential service must be s3"));
     }
     if !skew_ok(time, now) {
-        return Err(S3Error::forbidden(
-            "RequestTimeTooSkewed",
+        return Err(S3Error::new(
+            ErrorCode::RequestTimeTooSkewed,
             "The difference between the request time and the server's time is too large.",
         ));
     }
     check_signed_headers(&p.signed_headers, headers)?;
     let content_sha = header_value(headers, "x-amz-content-sha256").ok_or_else(|| {
-        S3Error::bad("InvalidRequest", "Missing required header for this request: x-amz-content-sha256")
+        S3Error::new(ErrorCode::InvalidRequest, "Missing required header for this request: x-amz-content-sha256")
     })?;
     let signed: Vec<(String, String)> =
         p.signed_headers.iter().map(|n| (n.clone(), header_value(headers, n).unwrap_or_default())).collect();
@@ -417,7 +427,10 @@ fn header_auth(
         hexhash => {
             let mut h = [0u8; 32];
             hex::decode_to_slice(hexhash, &mut h).map_err(|_| {
-                S3Error::bad("InvalidArgument", "x-amz-content-sha256 must be a SHA-256 hex digest or a known literal")
+                S3Error::new(
+                    ErrorCode::InvalidArgument,
+                    "x-amz-content-sha256 must be a SHA-256 hex digest or a known literal",
+                )
             })?;
             Payload::Sha256(h)
         }
@@ -444,7 +457,7 @@ fn presigned_auth(
     now: SystemTime,
     q: &crate::router::Query,
 ) -> Result<Authenticated, S3Error> {
-    let malformed = |m: &str| S3Error::bad("AuthorizationQueryParametersError", m);
+    let malformed = |m: &str| S3Error::new(ErrorCode::AuthorizationQueryParametersError, m);
     if q.get("X-Amz-Algorithm") != Some("AWS4-HMAC-SHA256") {
         return Err(malformed("X-Amz-Algorithm must be AWS4-HMAC-SHA256"));
     }
@@ -452,7 +465,7 @@ fn presigned_auth(
     let (ak, date, region, service) =
         parse_credential(cred_s).ok_or_else(|| malformed("malformed X-Amz-Credential"))?;
     let cred = keys.get(ak).ok_or_else(|| {
-        S3Error::forbidden("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+        S3Error::new(ErrorCode::InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")
     })?;
     let amz_date = q.get("X-Amz-Date").ok_or_else(|| malformed("missing X-Amz-Date"))?;
     let time = parse_amz_date(amz_date).ok_or_else(|| malformed("malformed X-Amz-Date"))?;

@@ -7,8 +7,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 use sha2::Digest;
 
-use crate::auth::ChunkSigner;
-use crate::error::S3Error;
+use crate::auth::{auth_eq, ChunkSigner};
+use crate::error::{ErrorCode, S3Error};
 
 /// Longest chunk header line.
 const CHUNK_LINE_BYTES_MAX: usize = 1024;
@@ -40,11 +40,11 @@ pub struct ChunkedDecoder {
 }
 
 fn incomplete(m: &str) -> S3Error {
-    S3Error::bad("IncompleteBody", m)
+    S3Error::new(ErrorCode::IncompleteBody, m)
 }
 
 fn bad_sig() -> S3Error {
-    S3Error::forbidden("SignatureDoesNotMatch", "a chunk signature does not match")
+    S3Error::new(ErrorCode::SignatureDoesNotMatch, "a chunk signature does not match")
 }
 
 impl ChunkedDecoder {
@@ -79,7 +79,7 @@ impl ChunkedDecoder {
         if let Some(s) = &mut self.signer {
             let digest = std::mem::take(&mut self.chunk_hash).finalize();
             let want = s.chunk_signature(&digest);
-            if !crate::auth_eq(&want, &self.chunk_sig) {
+            if !auth_eq(&want, &self.chunk_sig) {
                 return Err(bad_sig());
             }
             s.prev = want;
@@ -97,13 +97,13 @@ impl ChunkedDecoder {
                     let (size, ext) = line.split_once(';').unwrap_or((&line, ""));
                     let size = u64::from_str_radix(size.trim(), 16).map_err(|_| incomplete("bad chunk size"))?;
                     if size > CHUNK_BYTES_MAX {
-                        return Err(S3Error::bad("InvalidArgument", "aws-chunked chunk too large"));
+                        return Err(S3Error::new(ErrorCode::InvalidArgument, "aws-chunked chunk too large"));
                     }
                     if self.signer.is_some() {
                         self.chunk_sig = ext
                             .trim()
                             .strip_prefix("chunk-signature=")
-                            .ok_or_else(|| S3Error::forbidden("SignatureDoesNotMatch", "missing chunk signature"))?
+                            .ok_or_else(|| S3Error::new(ErrorCode::SignatureDoesNotMatch, "missing chunk signature"))?
                             .to_string();
                     }
                     if size == 0 {
@@ -155,7 +155,7 @@ impl ChunkedDecoder {
                     } else {
                         self.trailer_block.extend_from_slice(format!("{name}:{}\n", value.trim()).as_bytes());
                         if self.trailer_block.len() > TRAILER_BYTES_MAX {
-                            return Err(S3Error::bad("InvalidRequest", "trailers too large"));
+                            return Err(S3Error::new(ErrorCode::InvalidRequest, "trailers too large"));
                         }
                         self.trailers.push((name, value.trim().to_string()));
                     }
@@ -176,8 +176,8 @@ impl ChunkedDecoder {
                 let got = self
                     .trailer_sig
                     .as_deref()
-                    .ok_or_else(|| S3Error::forbidden("SignatureDoesNotMatch", "missing trailer signature"))?;
-                if !crate::auth_eq(&s.trailer_signature(&self.trailer_block), got) {
+                    .ok_or_else(|| S3Error::new(ErrorCode::SignatureDoesNotMatch, "missing trailer signature"))?;
+                if !auth_eq(&s.trailer_signature(&self.trailer_block), got) {
                     return Err(bad_sig());
                 }
             }

@@ -13,6 +13,8 @@ pub mod error;
 mod observe;
 mod ops;
 mod payload;
+mod reply;
+mod request;
 pub mod rights;
 pub mod router;
 mod server;
@@ -21,13 +23,7 @@ pub mod tls;
 mod xml;
 
 pub use auth::{Credential, Keyring};
+pub use request::S3State;
 pub use rights::{BucketRights, Right};
 pub use server::{serve, CONNECTIONS_MAX};
-pub use service::S3State;
 pub use tls::{tls_acceptor, CertStore};
-
-/// Constant-time string comparison for signatures.
-pub(crate) fn auth_eq(a: &str, b: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}

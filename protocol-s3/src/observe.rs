@@ -18,6 +18,7 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::body::Body;
+use crate::error::ErrorCode;
 
 /// A request body that counts the bytes it delivers (as received on the
 /// wire, aws-chunked framing included).
@@ -70,7 +71,7 @@ pub struct Finished {
     /// The HTTP status sent.
     pub status: u16,
     /// The S3 error code, for error responses.
-    pub code: Option<&'static str>,
+    pub code: Option<ErrorCode>,
     /// Request body bytes received so far (shared with [`RequestBody`]).
     pub received: Arc<AtomicU64>,
     /// When the request arrived.
@@ -83,7 +84,7 @@ impl Finished {
         let received = self.received.load(Ordering::Relaxed);
         let elapsed = self.started.elapsed();
         let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-        let code = self.code.unwrap_or("");
+        let code = self.code.map_or("", ErrorCode::as_str);
         if self.status >= 500 || body_failed {
             tracing::warn!(
                 request_id = %self.id, client = %self.peer, op = %self.op, status = self.status, code,
@@ -98,8 +99,8 @@ impl Finished {
         let op = self.op_name;
         metrics::counter!("gateway_s3_requests_total", "op" => op, "status" => self.status.to_string()).increment(1);
         if self.status >= 400 {
-            metrics::counter!("gateway_s3_errors_total", "op" => op, "code" => self.code.unwrap_or("unknown"))
-                .increment(1);
+            let code = self.code.map_or("unknown", ErrorCode::as_str);
+            metrics::counter!("gateway_s3_errors_total", "op" => op, "code" => code).increment(1);
         }
         if body_failed {
             metrics::counter!("gateway_s3_response_body_failures_total", "op" => op).increment(1);

@@ -11,7 +11,7 @@ use sha2::Digest;
 use crate::auth::Payload;
 use crate::checksum::{b64, unb64, Algo, Hasher};
 use crate::chunked::ChunkedDecoder;
-use crate::error::S3Error;
+use crate::error::{ErrorCode, S3Error};
 use crate::observe::RequestBody;
 
 /// What the body turned out to hold.
@@ -28,23 +28,24 @@ fn wanted_checksum(h: &HeaderMap) -> Result<Option<(Algo, Option<String>)>, S3Er
     for a in Algo::ALL {
         if let Some(v) = h.get(a.header()) {
             if found.is_some() {
-                return Err(S3Error::bad("InvalidRequest", "Expecting a single x-amz-checksum- header"));
+                return Err(S3Error::new(ErrorCode::InvalidRequest, "Expecting a single x-amz-checksum- header"));
             }
             found = Some((a, Some(v.to_str().unwrap_or("").to_string())));
         }
     }
     if let Some(t) = h.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
         if found.is_some() {
-            return Err(S3Error::bad("InvalidRequest", "x-amz-trailer and x-amz-checksum- headers together"));
+            return Err(S3Error::new(ErrorCode::InvalidRequest, "x-amz-trailer and x-amz-checksum- headers together"));
         }
         let a = Algo::from_header(t.trim())
-            .ok_or_else(|| S3Error::bad("InvalidRequest", format!("unsupported trailer {t}")))?;
+            .ok_or_else(|| S3Error::new(ErrorCode::InvalidRequest, format!("unsupported trailer {t}")))?;
         return Ok(Some((a, None)));
     }
     if found.is_none() {
         if let Some(n) = h.get("x-amz-sdk-checksum-algorithm").and_then(|v| v.to_str().ok()) {
-            let a = Algo::from_name(n)
-                .ok_or_else(|| S3Error::bad("InvalidRequest", format!("unsupported checksum algorithm {n}")))?;
+            let a = Algo::from_name(n).ok_or_else(|| {
+                S3Error::new(ErrorCode::InvalidRequest, format!("unsupported checksum algorithm {n}"))
+            })?;
             return Ok(Some((a, None)));
         }
     }
@@ -71,18 +72,14 @@ pub async fn read_payload(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(|| {
-                    S3Error::new(
-                        "MissingContentLength",
-                        http::StatusCode::LENGTH_REQUIRED,
-                        "x-amz-decoded-content-length is required",
-                    )
+                    S3Error::new(ErrorCode::MissingContentLength, "x-amz-decoded-content-length is required")
                 })?,
         )
     } else {
         headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
     };
     if declared.is_some_and(|d| d > limit) {
-        return Err(S3Error::bad("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"));
+        return Err(S3Error::new(ErrorCode::EntityTooLarge, "Your proposed upload exceeds the maximum allowed size"));
     }
     let want = wanted_checksum(headers)?;
     let mut hasher = want.as_ref().map(|(a, _)| Hasher::new(*a));
@@ -98,7 +95,8 @@ pub async fn read_payload(
     let mut len = 0u64;
     let mut decoded = Vec::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| S3Error::bad("IncompleteBody", format!("reading the body failed: {e}")))?;
+        let frame =
+            frame.map_err(|e| S3Error::new(ErrorCode::IncompleteBody, format!("reading the body failed: {e}")))?;
         let Ok(data) = frame.into_data() else { continue };
         if let Some((h, _)) = &mut sha {
             h.update(&data);
@@ -111,7 +109,7 @@ pub async fn read_payload(
         for piece in decoded.drain(..) {
             len += piece.len() as u64;
             if len > limit || declared.is_some_and(|d| len > d) {
-                return Err(S3Error::bad("IncompleteBody", "the body is longer than declared or allowed"));
+                return Err(S3Error::new(ErrorCode::IncompleteBody, "the body is longer than declared or allowed"));
             }
             if let Some(h) = &mut hasher {
                 h.update(&piece);
@@ -121,19 +119,19 @@ pub async fn read_payload(
     }
     if let Some(d) = &decoder {
         if !d.is_done() {
-            return Err(S3Error::bad("IncompleteBody", "the aws-chunked body ended early"));
+            return Err(S3Error::new(ErrorCode::IncompleteBody, "the aws-chunked body ended early"));
         }
     }
     if declared.is_some_and(|d| d != len) {
-        return Err(S3Error::bad(
-            "IncompleteBody",
+        return Err(S3Error::new(
+            ErrorCode::IncompleteBody,
             "You did not provide the number of bytes specified by the Content-Length HTTP header.",
         ));
     }
     if let Some((h, expect)) = sha {
         if h.finalize().as_slice() != expect {
-            return Err(S3Error::bad(
-                "XAmzContentSHA256Mismatch",
+            return Err(S3Error::new(
+                ErrorCode::XAmzContentSHA256Mismatch,
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
             ));
         }
@@ -149,15 +147,17 @@ pub async fn read_payload(
         };
         let trailer_declared = headers.contains_key("x-amz-trailer");
         match expected {
-            Some(v) if unb64(&v).is_none() => return Err(S3Error::bad("InvalidRequest", "malformed checksum value")),
+            Some(v) if unb64(&v).is_none() => {
+                return Err(S3Error::new(ErrorCode::InvalidRequest, "malformed checksum value"))
+            }
             Some(v) if v.trim() != got => {
-                return Err(S3Error::bad(
-                    "BadDigest",
+                return Err(S3Error::new(
+                    ErrorCode::BadDigest,
                     format!("The {} you specified did not match the calculated checksum.", algo.name()),
                 ))
             }
             None if trailer_declared => {
-                return Err(S3Error::bad("InvalidRequest", "the declared checksum trailer is missing"))
+                return Err(S3Error::new(ErrorCode::InvalidRequest, "the declared checksum trailer is missing"))
             }
             _ => {}
         }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::S3Error;
+use crate::error::{ErrorCode, S3Error};
 use crate::router::Endpoint;
 
 /// What a key may do in a bucket; each level includes the ones below it.
@@ -61,8 +61,8 @@ impl BucketRights {
     pub fn require(&self, bucket: &str, need: Right) -> Result<(), S3Error> {
         match self.on(bucket) {
             Some(r) if r >= need => Ok(()),
-            _ => Err(S3Error::forbidden(
-                "AccessDenied",
+            _ => Err(S3Error::new(
+                ErrorCode::AccessDenied,
                 format!("this access key lacks the {} right on bucket {bucket:?}", need.as_str()),
             )),
         }
@@ -114,7 +114,7 @@ mod tests {
         let none = BucketRights([("data".to_string(), Right::Admin)].into());
         assert_eq!(none.on("other"), None);
         let e = none.require("other", Right::Read).unwrap_err();
-        assert_eq!((e.code, e.status.as_u16()), ("AccessDenied", 403));
+        assert_eq!((e.code.as_str(), e.status().as_u16()), ("AccessDenied", 403));
     }
 
     #[test]

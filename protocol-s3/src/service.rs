@@ -1,76 +1,27 @@
-//! One request: id, authentication, routing, the operation, the error
-//! document, and one log line.
+//! One request, from hyper to an operation: id, virtual-host or path
+//! addressing, routing, authentication, rights, dispatch to `ops`, the
+//! error document, and the hand-over to `observe` for the log line.
+//!
+//! Invariant: authentication and the bucket right are checked before any
+//! operation runs; nothing in `ops` imports this module.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
-use namespace::{Namespace, NsError};
 
-use crate::auth::{authenticate, Authenticated, Keyring};
-use crate::body::{full, Body};
-use crate::error::{from_ns, Ctx, S3Error};
+use crate::auth::authenticate;
+use crate::body::Body;
+use crate::error::{ErrorCode, S3Error};
 use crate::observe::{Finished, ObservedBody, RequestBody};
+use crate::reply::error_response;
+use crate::request::ReqCtx;
+// `server.rs` names the state through this module.
+pub use crate::request::S3State;
 use crate::router::{route, split_path, Endpoint, Query};
-use crate::xml::esc;
-
-/// Shared state of the S3 front door.
-pub struct S3State {
-    /// The namespace.
-    pub ns: Arc<Namespace>,
-    /// Access keys.
-    pub keys: Keyring,
-    /// Region reported by GetBucketLocation and HEAD bucket.
-    pub region: String,
-    /// With virtual-hosted style: requests to `<bucket>.<base>` address
-    /// that bucket.
-    pub virtual_host_base: Option<String>,
-}
-
-/// A request being served.
-pub struct ReqCtx {
-    /// Shared state.
-    pub state: Arc<S3State>,
-    /// Headers.
-    pub headers: HeaderMap,
-    /// Decoded query.
-    pub query: Query,
-    /// Bucket addressed, if any.
-    pub bucket: Option<String>,
-    /// Key addressed, if any (exact bytes).
-    pub key: Option<Vec<u8>>,
-    /// Who signed it.
-    pub auth: Authenticated,
-    /// The body (counted for the request's log line and metrics).
-    pub body: RequestBody,
-}
-
-impl ReqCtx {
-    /// The bucket (routing guarantees it for bucket and object operations).
-    pub fn bucket(&self) -> &str {
-        self.bucket.as_deref().unwrap_or("")
-    }
-    /// The key (routing guarantees it for object operations).
-    pub fn key(&self) -> &[u8] {
-        self.key.as_deref().unwrap_or(b"")
-    }
-    /// A header as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-    /// Runs a blocking namespace call without stalling the runtime.
-    pub fn blocking<T>(&self, f: impl FnOnce(&Arc<Namespace>) -> Result<T, NsError>, ctx: Ctx) -> Result<T, S3Error> {
-        tokio::task::block_in_place(|| f(&self.state.ns)).map_err(|e| from_ns(e, ctx))
-    }
-    /// Fails with NoSuchBucket unless the bucket exists.
-    pub fn require_bucket(&self) -> Result<namespace::Inode, S3Error> {
-        let b = self.bucket().as_bytes().to_vec();
-        self.blocking(|ns| ns.bucket(&b), Ctx::Bucket)
-    }
-}
 
 fn request_id() -> String {
     format!("{:016X}", rand::random::<u64>())
@@ -119,27 +70,6 @@ fn body_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|&n| n > 0)
-}
-
-/// The XML error document (no body for HEAD).
-pub fn error_response(e: &S3Error, resource: &str, id: &str, head: bool) -> Response<Body> {
-    let body = if head {
-        full(Vec::new())
-    } else {
-        full(format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
-            e.code,
-            esc(&e.message),
-            esc(resource),
-            id
-        ))
-    };
-    let mut r = Response::new(body);
-    *r.status_mut() = e.status;
-    if !head {
-        r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
-    }
-    r
 }
 
 async fn serve(
@@ -207,24 +137,8 @@ async fn dispatch(ep: Endpoint, c: ReqCtx) -> Result<Response<Body>, S3Error> {
         Endpoint::AbortMultipartUpload => multipart::abort(c).await,
         Endpoint::ListParts => multipart::list_parts(c).await,
         Endpoint::NotImplemented(what) => Err(S3Error::not_implemented(&what)),
-        Endpoint::MethodNotAllowed => Err(S3Error::new(
-            "MethodNotAllowed",
-            StatusCode::METHOD_NOT_ALLOWED,
-            "The specified method is not allowed against this resource.",
-        )),
+        Endpoint::MethodNotAllowed => {
+            Err(S3Error::new(ErrorCode::MethodNotAllowed, "The specified method is not allowed against this resource."))
+        }
     }
-}
-
-/// An XML 200 response.
-pub fn xml_response(body: String) -> Response<Body> {
-    let mut r = Response::new(full(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}")));
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
-    r
-}
-
-/// A response with a status and no body.
-pub fn status_response(status: StatusCode) -> Response<Body> {
-    let mut r = Response::new(full(Vec::new()));
-    *r.status_mut() = status;
-    r
 }

@@ -2,7 +2,7 @@
 
 use quick_xml::events::Event;
 
-use crate::error::S3Error;
+use crate::error::{ErrorCode, S3Error};
 
 /// The XML namespace of S3 documents.
 pub const NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
@@ -79,8 +79,8 @@ const XML_DEPTH_MAX: usize = 16;
 /// Parses a request document; malformed input is `MalformedXML`.
 pub fn parse(body: &[u8]) -> Result<Node, S3Error> {
     let bad = || {
-        S3Error::bad(
-            "MalformedXML",
+        S3Error::new(
+            ErrorCode::MalformedXML,
             "The XML you provided was not well-formed or did not validate against our published schema.",
         )
     };

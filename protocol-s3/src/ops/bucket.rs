@@ -4,7 +4,8 @@ use http::{HeaderValue, Response, StatusCode};
 
 use crate::body::Body;
 use crate::error::{Ctx, S3Error};
-use crate::service::{status_response, xml_response, ReqCtx};
+use crate::reply::{status_response, xml_response};
+use crate::request::ReqCtx;
 use crate::xml::{el, iso8601, NS};
 
 /// Bodies of CreateBucket (a location constraint) are small.

@@ -6,7 +6,8 @@ use namespace::{ListEntry, ListParams};
 
 use crate::body::Body;
 use crate::error::{Ctx, S3Error};
-use crate::service::{xml_response, ReqCtx};
+use crate::reply::xml_response;
+use crate::request::ReqCtx;
 use crate::xml::{el, iso8601, NS};
 
 /// Default and largest `max-keys`.

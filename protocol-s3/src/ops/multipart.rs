@@ -6,10 +6,11 @@ use namespace::{Checksum, CompletePart, WriteCondition};
 
 use crate::body::Body;
 use crate::checksum::{b64, unb64, Algo, Hasher};
-use crate::error::{Ctx, S3Error};
-use crate::ops::object::{copy_range, meta_from_headers, open_source, stage_body};
+use crate::error::{Ctx, ErrorCode, S3Error};
+use crate::ops::stage::{copy_range, meta_from_headers, open_source, stage_body};
 use crate::payload::read_small;
-use crate::service::{status_response, xml_response, ReqCtx};
+use crate::reply::{status_response, xml_response};
+use crate::request::ReqCtx;
 use crate::xml::{el, iso8601, NS};
 
 /// Largest CompleteMultipartUpload document.
@@ -25,7 +26,7 @@ pub async fn create(c: ReqCtx) -> Result<Response<Body>, S3Error> {
     let meta = meta_from_headers(&c.headers)?;
     if let Some(a) = c.header("x-amz-checksum-algorithm") {
         Algo::from_name(a)
-            .ok_or_else(|| S3Error::bad("InvalidRequest", format!("unsupported checksum algorithm {a}")))?;
+            .ok_or_else(|| S3Error::new(ErrorCode::InvalidRequest, format!("unsupported checksum algorithm {a}")))?;
     }
     let (bucket, key, caller) = (c.bucket().as_bytes().to_vec(), c.key().to_vec(), c.auth.caller.clone());
     let id = c.blocking(|ns| ns.create_upload(&caller, &bucket, &key, meta), Ctx::Write)?;
@@ -72,17 +73,13 @@ pub async fn upload_part(mut c: ReqCtx, copy: bool) -> Result<Response<Body>, S3
                     b.parse().map_err(|_| S3Error::invalid_argument("bad x-amz-copy-source-range"))?,
                 );
                 if a > b || b >= size {
-                    return Err(S3Error::new(
-                        "InvalidRange",
-                        StatusCode::RANGE_NOT_SATISFIABLE,
-                        "The requested range is not satisfiable",
-                    ));
+                    return Err(S3Error::new(ErrorCode::InvalidRange, "The requested range is not satisfiable"));
                 }
                 (a, b + 1)
             }
         };
         if end - start > PART_SIZE_BYTES_MAX {
-            return Err(S3Error::bad("EntityTooLarge", "a part may hold at most 5 GiB"));
+            return Err(S3Error::new(ErrorCode::EntityTooLarge, "a part may hold at most 5 GiB"));
         }
         (copy_range(&c.state.ns, &reader, start, end)?, None)
     } else {
@@ -165,7 +162,7 @@ pub async fn complete(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
         let n = p
             .text_of("PartNumber")
             .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| S3Error::bad("MalformedXML", "a Part lacks a PartNumber"))?;
+            .ok_or_else(|| S3Error::new(ErrorCode::MalformedXML, "a Part lacks a PartNumber"))?;
         let etag = p.text_of("ETag").unwrap_or("").to_string();
         list.push(CompletePart { part_number: n, etag });
         claimed.push(
@@ -178,8 +175,8 @@ pub async fn complete(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
         );
     }
     if list.is_empty() {
-        return Err(S3Error::bad(
-            "MalformedXML",
+        return Err(S3Error::new(
+            ErrorCode::MalformedXML,
             "The XML you provided was not well-formed or did not validate against our published schema.",
         ));
     }
@@ -193,7 +190,10 @@ pub async fn complete(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
         let Some(p) = parts.iter().find(|p| p.part_number == want.part_number) else { continue };
         for (algo, v) in claims {
             if p.checksums.iter().any(|c| &c.algorithm == algo && &c.value != v) {
-                return Err(S3Error::bad("InvalidPart", format!("part {} checksum does not match", want.part_number)));
+                return Err(S3Error::new(
+                    ErrorCode::InvalidPart,
+                    format!("part {} checksum does not match", want.part_number),
+                ));
             }
         }
         chosen.push(p.clone());

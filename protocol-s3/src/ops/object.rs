@@ -1,17 +1,18 @@
 //! Object operations.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use namespace::limits::{PUT_SIZE_BYTES_MAX, USER_METADATA_BYTES_MAX};
-use namespace::{Checksum, ObjMeta, ObjectInfo, ObjectReader, PutOptions, StagedObject, WriteCondition};
+use http::{HeaderValue, Response, StatusCode};
+use namespace::limits::PUT_SIZE_BYTES_MAX;
+use namespace::{Checksum, ObjectInfo, ObjectReader, PutOptions, StagedObject};
 
 use crate::body::{Body, ChannelBody};
-use crate::checksum::{b64, unb64, Algo};
-use crate::error::{Ctx, S3Error};
-use crate::payload::{read_payload, read_small, PayloadSummary};
-use crate::service::{status_response, xml_response, ReqCtx};
+use crate::checksum::{b64, Algo};
+use crate::error::{Ctx, ErrorCode, S3Error};
+use crate::ops::conditions::{check_conditions, write_condition};
+use crate::ops::stage::{content_md5, copy_range, copy_source, meta_from_headers, open_source, stage_body};
+use crate::payload::{read_small, PayloadSummary};
+use crate::reply::{status_response, xml_response};
+use crate::request::ReqCtx;
 use crate::xml::{el, http_date, iso8601, NS};
 
 /// Bytes a GET reads from the store per piece sent.
@@ -25,107 +26,6 @@ const HEAD_CRC_READ_BYTES_MAX: u64 = 16 << 20;
 const DELETE_OBJECTS_KEYS_MAX: usize = 1000;
 /// Largest DeleteObjects document.
 const DELETE_OBJECTS_BODY_BYTES_MAX: u64 = 2 << 20;
-
-/// Standard headers stored with an object and returned on GET/HEAD.
-const STORED_HEADERS: [&str; 5] =
-    ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
-
-/// Content headers and user metadata of a PUT, Create or REPLACE copy.
-pub fn meta_from_headers(h: &HeaderMap) -> Result<ObjMeta, S3Error> {
-    let mut m = ObjMeta {
-        content_type: h.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string),
-        ..Default::default()
-    };
-    for name in STORED_HEADERS {
-        if let Some(v) = h.get(name).and_then(|v| v.to_str().ok()) {
-            let v = if name == "content-encoding" {
-                // aws-chunked is transport framing, never stored.
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|p| *p != "aws-chunked" && !p.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            } else {
-                v.to_string()
-            };
-            if !v.is_empty() {
-                m.headers.push((name.to_string(), v));
-            }
-        }
-    }
-    let mut size = 0;
-    for (k, v) in h {
-        if let Some(n) = k.as_str().strip_prefix("x-amz-meta-") {
-            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-            size += n.len() + v.len();
-            m.user_meta.push((n.to_string(), v));
-        }
-    }
-    if size > USER_METADATA_BYTES_MAX {
-        return Err(S3Error::bad(
-            "MetadataTooLarge",
-            format!(
-                "Your metadata headers exceed the maximum allowed metadata size ({USER_METADATA_BYTES_MAX} bytes)."
-            ),
-        ));
-    }
-    m.user_meta.sort();
-    Ok(m)
-}
-
-fn write_condition(h: &HeaderMap) -> Result<WriteCondition, S3Error> {
-    if let Some(v) = h.get(http::header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        if v.trim() != "*" {
-            return Err(S3Error::not_implemented("If-None-Match with a value other than '*' on writes"));
-        }
-        return Ok(WriteCondition::IfNoneMatchStar);
-    }
-    if let Some(v) = h.get(http::header::IF_MATCH).and_then(|v| v.to_str().ok()) {
-        return Ok(WriteCondition::IfMatch(unquote(v).to_string()));
-    }
-    Ok(WriteCondition::None)
-}
-
-fn unquote(s: &str) -> &str {
-    s.trim().trim_start_matches("W/").trim_matches('"')
-}
-
-/// Content-MD5, if given: 16 bytes, else `InvalidDigest`.
-pub fn content_md5(h: &HeaderMap) -> Result<Option<[u8; 16]>, S3Error> {
-    match h.get("content-md5") {
-        None => Ok(None),
-        Some(v) => {
-            let raw = v.to_str().ok().and_then(unb64).filter(|r| r.len() == 16);
-            let raw = raw.ok_or_else(|| S3Error::bad("InvalidDigest", "The Content-MD5 you specified was invalid."))?;
-            Ok(Some(raw.try_into().expect("16 bytes")))
-        }
-    }
-}
-
-/// Streams the request body into a staged object, verifying everything.
-pub async fn stage_body(c: &mut ReqCtx, limit: u64) -> Result<(StagedObject, PayloadSummary), S3Error> {
-    let md5 = content_md5(&c.headers)?;
-    let mut writer = c.state.ns.object_writer();
-    let payload = c.auth.payload.clone();
-    let summary = read_payload(&mut c.body, &c.headers, &payload, limit, |b: Bytes| {
-        // Most frames only fill the chunk buffer; only the frame that
-        // completes a chunk writes (and hashes) it, off the runtime.
-        let r = if writer.would_block(b.len()) {
-            tokio::task::block_in_place(|| writer.write(&b))
-        } else {
-            writer.write(&b)
-        };
-        r.map_err(|e| crate::error::from_ns(e, Ctx::Write))
-    })
-    .await?;
-    let staged = tokio::task::block_in_place(|| writer.finish()).map_err(|e| crate::error::from_ns(e, Ctx::Write))?;
-    if let Some(want) = md5 {
-        if staged.md5 != want {
-            return Err(S3Error::bad("BadDigest", "The Content-MD5 you specified did not match what we received."));
-        }
-    }
-    Ok((staged, summary))
-}
 
 /// The checksums to store for a staged object: the client's, and always a
 /// full-object CRC64NVME (free: combined from the chunk CRCs).
@@ -178,60 +78,6 @@ fn set(r: &mut Response<Body>, name: &'static str, value: &str) {
     }
 }
 
-fn etag_matches(list: &str, etag: &str) -> bool {
-    list.split(',').any(|t| {
-        let t = t.trim();
-        t == "*" || unquote(t) == etag
-    })
-}
-
-fn parse_http_date(v: &str) -> Option<i64> {
-    httpdate::parse_http_date(v).ok()?.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs() as i64)
-}
-
-/// GET/HEAD conditionals (RFC 7232 order); Ok(Some(304)) to answer Not
-/// Modified. Times compare in whole seconds.
-fn check_conditions(h: &HeaderMap, etag: &str, mtime_ns: i64, prefix: &str) -> Result<Option<StatusCode>, S3Error> {
-    let get = |n: &str| h.get(format!("{prefix}{n}").as_str()).and_then(|v| v.to_str().ok());
-    let mtime = mtime_ns.div_euclid(1_000_000_000);
-    let failed = || {
-        Err(S3Error::new(
-            "PreconditionFailed",
-            StatusCode::PRECONDITION_FAILED,
-            "At least one of the preconditions you specified did not hold.",
-        ))
-    };
-    match get("if-match") {
-        Some(m) => {
-            if !etag_matches(m, etag) {
-                return failed();
-            }
-        }
-        None => {
-            if let Some(t) = get("if-unmodified-since").and_then(parse_http_date) {
-                if mtime > t {
-                    return failed();
-                }
-            }
-        }
-    }
-    match get("if-none-match") {
-        Some(m) => {
-            if etag_matches(m, etag) {
-                return if prefix.is_empty() { Ok(Some(StatusCode::NOT_MODIFIED)) } else { failed() };
-            }
-        }
-        None => {
-            if let Some(t) = get("if-modified-since").and_then(parse_http_date) {
-                if mtime <= t {
-                    return if prefix.is_empty() { Ok(Some(StatusCode::NOT_MODIFIED)) } else { failed() };
-                }
-            }
-        }
-    }
-    Ok(None)
-}
-
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n`; `Ok(None)` for no (or an ignored,
 /// multi-range) header; `Err` InvalidRange when it cannot be satisfied.
 fn parse_range(v: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error> {
@@ -241,9 +87,7 @@ fn parse_range(v: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error
         return Ok(None);
     }
     let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
-    let unsatisfiable = || {
-        Err(S3Error::new("InvalidRange", StatusCode::RANGE_NOT_SATISFIABLE, "The requested range is not satisfiable"))
-    };
+    let unsatisfiable = || Err(S3Error::new(ErrorCode::InvalidRange, "The requested range is not satisfiable"));
     let (a, b) = (a.trim(), b.trim());
     let range = if a.is_empty() {
         let Ok(n) = b.parse::<u64>() else { return Ok(None) };
@@ -273,13 +117,7 @@ fn parse_range(v: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error
 fn part_range(info: &ObjectInfo, n: u32) -> Result<(u64, u64, u32), S3Error> {
     let layout = &info.meta.part_layout;
     let total: u32 = layout.iter().map(|(_, c)| c).sum::<u32>().max(1);
-    let bad = || {
-        Err(S3Error::new(
-            "InvalidPartNumber",
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "The requested partnumber is not satisfiable",
-        ))
-    };
+    let bad = || Err(S3Error::new(ErrorCode::InvalidPartNumber, "The requested partnumber is not satisfiable"));
     if n == 0 || n > total {
         return bad();
     }
@@ -446,14 +284,17 @@ pub async fn delete_objects(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
     if let Some(want) = md5 {
         use md5::Digest;
         if md5::Md5::digest(&body).as_slice() != want {
-            return Err(S3Error::bad("BadDigest", "The Content-MD5 you specified did not match what we received."));
+            return Err(S3Error::new(
+                ErrorCode::BadDigest,
+                "The Content-MD5 you specified did not match what we received.",
+            ));
         }
     }
     let doc = crate::xml::parse(&body)?;
     let quiet = doc.text_of("Quiet").is_some_and(|q| q.eq_ignore_ascii_case("true"));
     let keys: Vec<String> = doc.all("Object").filter_map(|o| o.text_of("Key").map(str::to_string)).collect();
     if keys.is_empty() || keys.len() > DELETE_OBJECTS_KEYS_MAX {
-        return Err(S3Error::bad("MalformedXML", "DeleteObjects takes 1 to 1000 keys"));
+        return Err(S3Error::new(ErrorCode::MalformedXML, "DeleteObjects takes 1 to 1000 keys"));
     }
     let bucket = c.bucket().as_bytes().to_vec();
     let caller = c.auth.caller.clone();
@@ -465,62 +306,13 @@ pub async fn delete_objects(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
             Err(e) => s.push_str(&format!(
                 "<Error>{}{}{}</Error>",
                 el("Key", &k),
-                el("Code", e.code),
+                el("Code", e.code.as_str()),
                 el("Message", &e.message)
             )),
         }
     }
     s.push_str("</DeleteResult>");
     Ok(xml_response(s))
-}
-
-/// Parses `x-amz-copy-source` into (bucket, key).
-pub fn copy_source(c: &ReqCtx) -> Result<(Vec<u8>, Vec<u8>), S3Error> {
-    let raw = c.header("x-amz-copy-source").ok_or_else(|| S3Error::invalid_argument("missing x-amz-copy-source"))?;
-    if raw.contains("?versionId=") {
-        return Err(S3Error::not_implemented("copying a specific version"));
-    }
-    let decoded: Vec<u8> = percent_encoding::percent_decode_str(raw.trim_start_matches('/')).collect();
-    let slash = decoded
-        .iter()
-        .position(|&b| b == b'/')
-        .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source must be bucket/key"))?;
-    let (bucket, key) = (decoded[..slash].to_vec(), decoded[slash + 1..].to_vec());
-    // Copying reads the source: the key needs the read right there too.
-    c.auth.rights.require(&String::from_utf8_lossy(&bucket), crate::rights::Right::Read)?;
-    Ok((bucket, key))
-}
-
-/// Opens a copy source and checks the `x-amz-copy-source-if-*` conditions.
-pub fn open_source(c: &ReqCtx) -> Result<(ObjectInfo, ObjectReader), S3Error> {
-    let (sb, sk) = copy_source(c)?;
-    let caller = c.auth.caller.clone();
-    c.blocking(|ns| ns.bucket(&sb), Ctx::Bucket)?;
-    let (info, reader) = c.blocking(|ns| ns.open_object(&caller, &sb, &sk), Ctx::Read)?;
-    check_conditions(&c.headers, &info.etag, info.inode.mtime, "x-amz-copy-source-")?;
-    Ok((info, reader))
-}
-
-/// Copies `[start, end)` of a source into a new staged object.
-pub fn copy_range(
-    ns: &Arc<namespace::Namespace>,
-    reader: &ObjectReader,
-    start: u64,
-    end: u64,
-) -> Result<StagedObject, S3Error> {
-    tokio::task::block_in_place(|| {
-        let mut w = ns.object_writer();
-        let mut off = start;
-        let mut buf = vec![0u8; ns.chunk_size_bytes()];
-        while off < end {
-            let n = ((end - off) as usize).min(buf.len());
-            reader.read_at(off, &mut buf[..n])?;
-            w.write(&buf[..n])?;
-            off += n as u64;
-        }
-        w.finish()
-    })
-    .map_err(|e| crate::error::from_ns(e, Ctx::Read))
 }
 
 /// PUT /b/k with x-amz-copy-source
@@ -530,8 +322,8 @@ pub async fn copy_object(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
     let (sb, sk) = copy_source(&c)?;
     let replace = c.header("x-amz-metadata-directive").is_some_and(|d| d.eq_ignore_ascii_case("REPLACE"));
     if sb == c.bucket().as_bytes() && sk == c.key() && !replace {
-        return Err(S3Error::bad(
-            "InvalidRequest",
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata.",
         ));
     }
@@ -589,26 +381,5 @@ mod tests {
         assert!(parse_range(Some("bytes=0-"), 0).is_err());
         assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100).unwrap(), None);
         assert_eq!(parse_range(Some("items=0-1"), 100).unwrap(), None);
-    }
-
-    #[test]
-    fn conditionals_follow_rfc7232_precedence() {
-        let mut h = HeaderMap::new();
-        let t = 1_700_000_000i64;
-        let ns = t * 1_000_000_000;
-        h.insert("if-match", HeaderValue::from_static("\"abc\""));
-        h.insert("if-unmodified-since", HeaderValue::from_str(&http_date((t - 100) * 1_000_000_000)).unwrap());
-        assert_eq!(
-            check_conditions(&h, "abc", ns, "").unwrap(),
-            None,
-            "If-Match passing wins over If-Unmodified-Since"
-        );
-        let mut h = HeaderMap::new();
-        h.insert("if-none-match", HeaderValue::from_static("\"abc\""));
-        h.insert("if-modified-since", HeaderValue::from_str(&http_date((t - 100) * 1_000_000_000)).unwrap());
-        assert_eq!(check_conditions(&h, "abc", ns, "").unwrap(), Some(StatusCode::NOT_MODIFIED));
-        let mut h = HeaderMap::new();
-        h.insert("if-match", HeaderValue::from_static("\"zzz\""));
-        assert_eq!(check_conditions(&h, "abc", ns, "").unwrap_err().status, StatusCode::PRECONDITION_FAILED);
     }
 }
