@@ -23,9 +23,11 @@ pub mod handle;
 pub mod mount;
 pub mod nfs;
 pub mod observe;
+pub mod reply;
 pub mod rpc;
 pub mod server;
 pub mod state;
+pub mod status;
 
 pub use exports::{ExportError, ExportOptions, Exports, Squash};
 pub use server::serve;

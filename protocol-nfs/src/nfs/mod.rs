@@ -11,19 +11,25 @@
 use std::net::IpAddr;
 
 use namespace::limits::{FILE_SIZE_BYTES_MAX, LINK_COUNT_MAX, NAME_LEN_BYTES_MAX};
-use namespace::{Caller, CreateMode, Inode, Kind, NsError, SetAttr, SetTime, Stability, ROOT_INO};
+use namespace::{Caller, CreateMode, Inode, Kind, SetAttr, SetTime, Stability, ROOT_INO};
 use nfs3_types::nfs3::{
     self as t, cookieverf3, entry3, entryplus3, fattr3, filename3, ftype3, nfs_fh3, nfsstat3, nfstime3, post_op_attr,
-    specdata3, stable_how, wcc_data, writeverf3, Nfs3Option, Nfs3Result,
+    specdata3, stable_how, wcc_data, Nfs3Option, Nfs3Result,
 };
-use nfs3_types::xdr_codec::{List, Opaque, Pack, Void};
+use nfs3_types::xdr_codec::{List, Opaque, Void};
 
 use crate::args::{self, Args, CreateHow, MknodType, Sattr};
 use crate::exports::ExportOptions;
 use crate::handle::{FileHandle, HandleError, NFS3_FH_BYTES_MAX};
+use crate::reply::ProcReply;
 use crate::rpc::xdr::XdrError;
 use crate::rpc::{AcceptStat, Credential};
 use crate::state::NfsState;
+use crate::status::nfsstat;
+
+mod procedure;
+
+pub use procedure::Proc;
 
 /// rtmax, rtpref, wtmax and wtpref: Linux derives rsize/wsize from them.
 pub const IO_SIZE_BYTES: u32 = 1 << 20;
@@ -53,69 +59,6 @@ fn child_export(parent_export: u64, child: u64) -> u64 {
         child
     } else {
         parent_export
-    }
-}
-
-/// Procedures whose replay must not re-execute (the DRC caches them).
-pub fn non_idempotent(proc_: u32) -> bool {
-    matches!(proc_, 2 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 21)
-}
-
-/// Name of a procedure (logs).
-pub fn proc_name(proc_: u32) -> &'static str {
-    const NAMES: [&str; 22] = [
-        "NULL",
-        "GETATTR",
-        "SETATTR",
-        "LOOKUP",
-        "ACCESS",
-        "READLINK",
-        "READ",
-        "WRITE",
-        "CREATE",
-        "MKDIR",
-        "SYMLINK",
-        "MKNOD",
-        "REMOVE",
-        "RMDIR",
-        "RENAME",
-        "LINK",
-        "READDIR",
-        "READDIRPLUS",
-        "FSSTAT",
-        "FSINFO",
-        "PATHCONF",
-        "COMMIT",
-    ];
-    NAMES.get(proc_ as usize).copied().unwrap_or("UNKNOWN")
-}
-
-/// The namespace error's NFS status: one exhaustive match, no catch-all.
-pub fn nfsstat(e: &NsError) -> nfsstat3 {
-    use nfsstat3::*;
-    match e {
-        NsError::NotFound => NFS3ERR_NOENT,
-        NsError::Stale => NFS3ERR_STALE,
-        NsError::AlreadyExists => NFS3ERR_EXIST,
-        NsError::NotEmpty => NFS3ERR_NOTEMPTY,
-        NsError::NotADirectory => NFS3ERR_NOTDIR,
-        NsError::IsADirectory => NFS3ERR_ISDIR,
-        NsError::InvalidName(_) | NsError::InvalidArgument(_) => NFS3ERR_INVAL,
-        NsError::NameTooLong | NsError::KeyTooLong => NFS3ERR_NAMETOOLONG,
-        NsError::TooLarge(_) => NFS3ERR_FBIG,
-        NsError::PermissionDenied => NFS3ERR_ACCES,
-        NsError::NotPermitted => NFS3ERR_PERM,
-        NsError::NotSync => NFS3ERR_NOT_SYNC,
-        NsError::TooManyLinks => NFS3ERR_MLINK,
-        NsError::NoSpace => NFS3ERR_NOSPC,
-        // S3-only conditions never arise from NFS calls; if one did, the
-        // request was not valid for this object.
-        NsError::PreconditionFailed
-        | NsError::NoSuchUpload
-        | NsError::InvalidPart(_)
-        | NsError::PartTooSmall(_)
-        | NsError::InvalidPartOrder => NFS3ERR_INVAL,
-        NsError::Unavailable(_) | NsError::Corrupt(_) | NsError::Internal(_) => NFS3ERR_IO,
     }
 }
 
@@ -164,13 +107,6 @@ fn set_time(t: args::SetTime) -> Option<SetTime> {
 
 fn to_setattr(s: &Sattr) -> SetAttr {
     SetAttr { mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, atime: set_time(s.atime), mtime: set_time(s.mtime) }
-}
-
-/// Packs a reply body (`nfs3_types`' encoder) into a fresh buffer.
-pub(crate) fn pack(v: &impl Pack) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.packed_size());
-    v.pack(&mut out).expect("packing into a Vec cannot fail");
-    out
 }
 
 /// A resolved handle: the inode, its export and the caller as that export
@@ -269,45 +205,44 @@ impl<'s> Ctx<'s> {
         }
     }
 
-    /// Dispatches procedure `proc_`; `Err` is the RPC-level answer.
-    pub fn call(&self, proc_: u32, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
-        match proc_ {
-            0 => Ok(Vec::new()),
-            1 => self.getattr(a),
-            2 => self.setattr(a),
-            3 => self.lookup(a),
-            4 => self.access(a),
-            5 => self.readlink(a),
-            6 => self.read(a),
-            7 => self.write(a),
-            8 => self.create(a),
-            9 => self.mkdir(a),
-            10 => self.symlink(a),
-            11 => self.mknod(a),
-            12 => self.remove(a),
-            13 => self.rmdir(a),
-            14 => self.rename(a),
-            15 => self.link(a),
-            16 => self.readdir(a),
-            17 => self.readdirplus(a),
-            18 => self.fsstat(a),
-            19 => self.fsinfo(a),
-            20 => self.pathconf(a),
-            21 => self.commit(a),
-            _ => Err(AcceptStat::ProcUnavail),
+    /// Runs procedure `p`; `Err` is the RPC-level answer.
+    pub fn call(&self, p: Proc, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
+        match p {
+            Proc::Null => Ok(ProcReply::void()),
+            Proc::Getattr => self.getattr(a),
+            Proc::Setattr => self.setattr(a),
+            Proc::Lookup => self.lookup(a),
+            Proc::Access => self.access(a),
+            Proc::Readlink => self.readlink(a),
+            Proc::Read => self.read(a),
+            Proc::Write => self.write(a),
+            Proc::Create => self.create(a),
+            Proc::Mkdir => self.mkdir(a),
+            Proc::Symlink => self.symlink(a),
+            Proc::Mknod => self.mknod(a),
+            Proc::Remove => self.remove(a),
+            Proc::Rmdir => self.rmdir(a),
+            Proc::Rename => self.rename(a),
+            Proc::Link => self.link(a),
+            Proc::Readdir => self.readdir(a),
+            Proc::Readdirplus => self.readdirplus(a),
+            Proc::Fsstat => self.fsstat(a),
+            Proc::Fsinfo => self.fsinfo(a),
+            Proc::Pathconf => self.pathconf(a),
+            Proc::Commit => self.commit(a),
         }
     }
 
-    fn getattr(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn getattr(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let fh = a.fh().map_err(garbage)?;
         let res: t::GETATTR3res = match self.resolve(&fh) {
             Ok(r) => Nfs3Result::Ok(t::GETATTR3resok { obj_attributes: fattr(self.fsid(), &r.inode) }),
             Err(s) => Nfs3Result::Err((s, Void)),
         };
-        Ok(pack(&res))
+        Ok(ProcReply::nfs(&res))
     }
 
-    fn setattr(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn setattr(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let fh = a.fh().map_err(garbage)?;
         let sattr = a.sattr().map_err(garbage)?;
         let guard = a.guard().map_err(garbage)?;
@@ -322,7 +257,7 @@ impl<'s> Ctx<'s> {
             }),
             Err(s) => Nfs3Result::Err((s, t::SETATTR3resfail { obj_wcc: self.wcc_of_raw(&fh) })),
         };
-        Ok(pack(&res))
+        Ok(ProcReply::nfs(&res))
     }
 
     /// Post-op attributes of whatever a raw handle names, if anything
@@ -339,7 +274,7 @@ impl<'s> Ctx<'s> {
         self.wcc_of_raw(raw).after
     }
 
-    fn lookup(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn lookup(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let op = a.dirop().map_err(garbage)?;
         let out = (|| {
             let d = self.resolve(&op.dir)?;
@@ -357,10 +292,10 @@ impl<'s> Ctx<'s> {
             }),
             Err(s) => Nfs3Result::Err((s, t::LOOKUP3resfail { dir_attributes: self.attrs_of_raw(&op.dir) })),
         };
-        Ok(pack(&res))
+        Ok(ProcReply::nfs(&res))
     }
 
-    fn access(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn access(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         use namespace::access::{granted, R, W, X};
         use t::{ACCESS3_DELETE, ACCESS3_EXECUTE, ACCESS3_EXTEND, ACCESS3_LOOKUP, ACCESS3_MODIFY, ACCESS3_READ};
         let fh = a.fh().map_err(garbage)?;
@@ -388,10 +323,10 @@ impl<'s> Ctx<'s> {
             }
             Err(s) => Nfs3Result::Err((s, t::ACCESS3resfail { obj_attributes: self.attrs_of_raw(&fh) })),
         };
-        Ok(pack(&res))
+        Ok(ProcReply::nfs(&res))
     }
 
-    fn readlink(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn readlink(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let fh = a.fh().map_err(garbage)?;
         let out = (|| {
             let r = self.resolve(&fh)?;
@@ -407,10 +342,10 @@ impl<'s> Ctx<'s> {
             }),
             Err(s) => Nfs3Result::Err((s, t::READLINK3resfail { symlink_attributes: self.attrs_of_raw(&fh) })),
         };
-        Ok(pack(&res))
+        Ok(ProcReply::nfs(&res))
     }
 
-    fn read(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn read(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let fh = a.fh().map_err(garbage)?;
         let offset = a.u64().map_err(garbage)?;
         let count = a.u32().map_err(garbage)?.min(IO_SIZE_BYTES);
@@ -429,10 +364,10 @@ impl<'s> Ctx<'s> {
             }),
             Err(s) => Nfs3Result::Err((s, t::READ3resfail { file_attributes: self.attrs_of_raw(&fh) })),
         };
-        Ok(pack(&res))
+        Ok(ProcReply::nfs(&res))
     }
 
-    fn write(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn write(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let fh = a.fh().map_err(garbage)?;
         let offset = a.u64().map_err(garbage)?;
         let count = a.u32().map_err(garbage)?;
@@ -463,7 +398,7 @@ impl<'s> Ctx<'s> {
             }),
             Err(s) => Nfs3Result::Err((s, t::WRITE3resfail { file_wcc: self.wcc_of_raw(&fh) })),
         };
-        Ok(pack(&res))
+        Ok(ProcReply::nfs(&res))
     }
 
     /// Applies what a create's `sattr3` sets besides the mode.
@@ -503,15 +438,15 @@ impl<'s> Ctx<'s> {
     }
 
     /// Packs a CREATE-shaped result: the ok body, or only `dir_wcc`.
-    fn pack_made(&self, (s, ok): (nfsstat3, t::CREATE3resok)) -> Vec<u8> {
+    fn pack_made(&self, (s, ok): (nfsstat3, t::CREATE3resok)) -> ProcReply {
         if s == nfsstat3::NFS3_OK {
-            pack(&Nfs3Result::<_, Void>::Ok(ok))
+            ProcReply::nfs(&Nfs3Result::<_, Void>::Ok(ok))
         } else {
-            pack(&Nfs3Result::<Void, _>::Err((s, ok.dir_wcc)))
+            ProcReply::nfs(&Nfs3Result::<Void, _>::Err((s, ok.dir_wcc)))
         }
     }
 
-    fn create(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn create(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let op = a.dirop().map_err(garbage)?;
         let how = a.create_how().map_err(garbage)?;
         let out = (|| {
@@ -533,7 +468,7 @@ impl<'s> Ctx<'s> {
         Ok(self.pack_made(self.made(&op.dir, out)))
     }
 
-    fn mkdir(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn mkdir(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let op = a.dirop().map_err(garbage)?;
         let s = a.sattr().map_err(garbage)?;
         let out = (|| {
@@ -547,7 +482,7 @@ impl<'s> Ctx<'s> {
         Ok(self.pack_made(self.made(&op.dir, out)))
     }
 
-    fn symlink(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn symlink(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let op = a.dirop().map_err(garbage)?;
         let s = a.sattr().map_err(garbage)?;
         let target = a.symlink_target().map_err(garbage)?;
@@ -564,7 +499,7 @@ impl<'s> Ctx<'s> {
         Ok(self.pack_made(self.made(&op.dir, out)))
     }
 
-    fn mknod(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn mknod(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let op = a.dirop().map_err(garbage)?;
         let kind = a.mknod().map_err(garbage)?;
         let out = (|| {
@@ -580,7 +515,7 @@ impl<'s> Ctx<'s> {
         Ok(self.pack_made(self.made(&op.dir, out)))
     }
 
-    fn unlink(&self, a: &mut Args<'_>, dir_op: bool) -> Result<Vec<u8>, AcceptStat> {
+    fn unlink(&self, a: &mut Args<'_>, dir_op: bool) -> Result<ProcReply, AcceptStat> {
         let op = a.dirop().map_err(garbage)?;
         let out = (|| {
             let d = self.resolve(&op.dir)?;
@@ -595,20 +530,20 @@ impl<'s> Ctx<'s> {
         // REMOVE3res and RMDIR3res have the same shape: wcc_data either way.
         let wcc = self.wcc_of_raw(&op.dir);
         Ok(match out {
-            Ok(()) => pack(&Nfs3Result::<_, Void>::Ok(wcc)),
-            Err(s) => pack(&Nfs3Result::<Void, _>::Err((s, wcc))),
+            Ok(()) => ProcReply::nfs(&Nfs3Result::<_, Void>::Ok(wcc)),
+            Err(s) => ProcReply::nfs(&Nfs3Result::<Void, _>::Err((s, wcc))),
         })
     }
 
-    fn remove(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn remove(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         self.unlink(a, false)
     }
 
-    fn rmdir(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn rmdir(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         self.unlink(a, true)
     }
 
-    fn rename(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn rename(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let from = a.dirop().map_err(garbage)?;
         let to = a.dirop().map_err(garbage)?;
         let out = (|| {
@@ -623,12 +558,12 @@ impl<'s> Ctx<'s> {
         })();
         let body = t::RENAME3resok { fromdir_wcc: self.wcc_of_raw(&from.dir), todir_wcc: self.wcc_of_raw(&to.dir) };
         Ok(match out {
-            Ok(()) => pack(&Nfs3Result::<_, Void>::Ok(body)),
-            Err(s) => pack(&Nfs3Result::<Void, _>::Err((s, body))),
+            Ok(()) => ProcReply::nfs(&Nfs3Result::<_, Void>::Ok(body)),
+            Err(s) => ProcReply::nfs(&Nfs3Result::<Void, _>::Err((s, body))),
         })
     }
 
-    fn link(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn link(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let file = a.fh().map_err(garbage)?;
         let op = a.dirop().map_err(garbage)?;
         let out = (|| {
@@ -650,7 +585,7 @@ impl<'s> Ctx<'s> {
                 t::LINK3resfail { file_attributes: self.attrs_of_raw(&file), linkdir_wcc: self.wcc_of_raw(&op.dir) },
             )),
         };
-        Ok(pack(&res))
+        Ok(ProcReply::nfs(&res))
     }
 
     /// Entries of `d` after `cookie`, `.` and `..` first, as many as
@@ -696,7 +631,7 @@ impl<'s> Ctx<'s> {
         Ok((out, ns_eof))
     }
 
-    fn readdir(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn readdir(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let fh = a.fh().map_err(garbage)?;
         let cookie = a.u64().map_err(garbage)?;
         let _verf = a.verf().map_err(garbage)?;
@@ -735,10 +670,10 @@ impl<'s> Ctx<'s> {
             }),
             Err(s) => Nfs3Result::Err((s, t::READDIR3resfail { dir_attributes: self.attrs_of_raw(&fh) })),
         };
-        Ok(pack(&res))
+        Ok(ProcReply::nfs(&res))
     }
 
-    fn readdirplus(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn readdirplus(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let fh = a.fh().map_err(garbage)?;
         let cookie = a.u64().map_err(garbage)?;
         let _verf = a.verf().map_err(garbage)?;
@@ -793,10 +728,10 @@ impl<'s> Ctx<'s> {
             }
             Err(s) => Nfs3Result::Err((s, t::READDIRPLUS3resfail { dir_attributes: self.attrs_of_raw(&fh) })),
         };
-        Ok(pack(&res))
+        Ok(ProcReply::nfs(&res))
     }
 
-    fn fsstat(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn fsstat(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let fh = a.fh().map_err(garbage)?;
         let out = (|| {
             let r = self.resolve(&fh)?;
@@ -816,10 +751,10 @@ impl<'s> Ctx<'s> {
             }),
             Err(s) => Nfs3Result::Err((s, t::FSSTAT3resfail { obj_attributes: self.attrs_of_raw(&fh) })),
         };
-        Ok(pack(&res))
+        Ok(ProcReply::nfs(&res))
     }
 
-    fn fsinfo(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn fsinfo(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let fh = a.fh().map_err(garbage)?;
         let res: t::FSINFO3res = match self.resolve(&fh) {
             Ok(r) => Nfs3Result::Ok(t::FSINFO3resok {
@@ -837,10 +772,10 @@ impl<'s> Ctx<'s> {
             }),
             Err(s) => Nfs3Result::Err((s, t::FSINFO3resfail { obj_attributes: self.attrs_of_raw(&fh) })),
         };
-        Ok(pack(&res))
+        Ok(ProcReply::nfs(&res))
     }
 
-    fn pathconf(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn pathconf(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let fh = a.fh().map_err(garbage)?;
         let res: t::PATHCONF3res = match self.resolve(&fh) {
             Ok(r) => Nfs3Result::Ok(t::PATHCONF3resok {
@@ -854,10 +789,10 @@ impl<'s> Ctx<'s> {
             }),
             Err(s) => Nfs3Result::Err((s, t::PATHCONF3resfail { obj_attributes: self.attrs_of_raw(&fh) })),
         };
-        Ok(pack(&res))
+        Ok(ProcReply::nfs(&res))
     }
 
-    fn commit(&self, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+    fn commit(&self, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
         let fh = a.fh().map_err(garbage)?;
         let _offset = a.u64().map_err(garbage)?;
         let _count = a.u32().map_err(garbage)?;
@@ -872,29 +807,13 @@ impl<'s> Ctx<'s> {
             Ok(ino) => Nfs3Result::Ok(t::COMMIT3resok { file_wcc: self.wcc(ino), verf: self.st.write_verifier() }),
             Err(s) => Nfs3Result::Err((s, t::COMMIT3resfail { file_wcc: self.wcc_of_raw(&fh) })),
         };
-        Ok(pack(&res))
+        Ok(ProcReply::nfs(&res))
     }
-}
-
-/// The write verifier for a boot epoch: distinct on every start (and
-/// never equal to a handle generation's role), so clients re-send
-/// uncommitted writes after a restart.
-pub fn write_verifier(boot_epoch: u64) -> writeverf3 {
-    writeverf3(boot_epoch.to_be_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_namespace_error_has_a_status() {
-        assert_eq!(nfsstat(&NsError::Stale), nfsstat3::NFS3ERR_STALE);
-        assert_eq!(nfsstat(&NsError::NotSync), nfsstat3::NFS3ERR_NOT_SYNC);
-        assert_eq!(nfsstat(&NsError::NameTooLong), nfsstat3::NFS3ERR_NAMETOOLONG);
-        assert_eq!(nfsstat(&NsError::Corrupt("x".into())), nfsstat3::NFS3ERR_IO);
-        assert_eq!(nfsstat(&NsError::TooManyLinks), nfsstat3::NFS3ERR_MLINK);
-    }
 
     #[test]
     fn times_convert_with_nanoseconds() {
