@@ -78,13 +78,13 @@ pub fn mount_call(st: &NfsState, client: IpAddr, proc_: u32, a: &mut Args<'_>) -
     match p {
         MountProc::Null => Ok(ProcReply::void()),
         MountProc::Mnt => {
-            let path = a.mount_path().map_err(|_| AcceptStat::GarbageArgs)?;
+            let path = a.mount_path()?;
             Ok(ProcReply::mount(&mnt(st, client, &path)))
         }
         // An empty mount list.
         MountProc::Dump => Ok(ProcReply::plain(&List::<nfs3_types::mount::mountbody<'_, '_>>(Vec::new()))),
         MountProc::Umnt => {
-            a.mount_path().map_err(|_| AcceptStat::GarbageArgs)?;
+            a.mount_path()?;
             Ok(ProcReply::void())
         }
         MountProc::Umntall => Ok(ProcReply::void()),
@@ -169,7 +169,7 @@ pub fn portmap_call(st: &NfsState, proc_: u32, a: &mut Args<'_>) -> Result<ProcR
     match proc_ {
         0 => Ok(ProcReply::void()),
         3 => {
-            let g = |a: &mut Args<'_>| a.u32().map_err(|_| AcceptStat::GarbageArgs);
+            let g = |a: &mut Args<'_>| a.u32().map_err(AcceptStat::from);
             let (prog, vers, prot, _port) = (g(a)?, g(a)?, g(a)?, g(a)?);
             let port = if ours(prog, vers, prot) { st.port as u32 } else { 0 };
             Ok(ProcReply { status: Status::Void, body: port.to_be_bytes().to_vec() })
