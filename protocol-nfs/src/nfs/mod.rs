@@ -9,7 +9,7 @@
 //! - `data`: READ, WRITE, COMMIT, READLINK.
 //!
 //! Each procedure decodes its arguments (undecodable: `GARBAGE_ARGS`),
-//! runs its work as one `Result<_, nfsstat3>` and hands it to [`answer`],
+//! runs its work as one `Result<_, nfsstat3>` and hands it to `answer`,
 //! which packs the ok or the fail body behind the status.
 //!
 //! Every procedure resolves its handles (bad bytes → `BADHANDLE`, a
