@@ -7,6 +7,15 @@
 //! structs and packed with its (safe) `Pack`.
 
 use crate::rpc::xdr::{XdrError, XdrReader};
+use crate::rpc::AcceptStat;
+
+/// Arguments that do not decode are answered `GARBAGE_ARGS` (the
+/// connection is kept), so a procedure decodes with `?`.
+impl From<XdrError> for AcceptStat {
+    fn from(_: XdrError) -> Self {
+        AcceptStat::GarbageArgs
+    }
+}
 
 /// Largest handle accepted by the decoder; anything over 64 bytes is then
 /// answered `NFS3ERR_BADHANDLE` rather than `GARBAGE_ARGS`.

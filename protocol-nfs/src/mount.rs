@@ -16,7 +16,7 @@ use nfs3_types::xdr_codec::{List, Opaque};
 use crate::args::Args;
 use crate::exports::canonical_path;
 use crate::handle::FileHandle;
-use crate::nfs::pack;
+use crate::reply::{ProcReply, Status};
 use crate::rpc::AcceptStat;
 use crate::state::NfsState;
 
@@ -29,23 +29,66 @@ pub const PORTMAP_PROGRAM: u32 = 100_000;
 /// AUTH_SYS, the flavour MNT advertises.
 const AUTH_SYS: u32 = 1;
 
+/// A MOUNT v3 procedure, numbered as on the wire (RFC 1813 appendix I).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MountProc {
+    /// 0: does nothing.
+    Null = 0,
+    /// 1: a path → the root handle of a mount.
+    Mnt = 1,
+    /// 2: the mount list (always empty here).
+    Dump = 2,
+    /// 3: forgets one mount (void: nothing is kept).
+    Umnt = 3,
+    /// 4: forgets a client's mounts (void).
+    Umntall = 4,
+    /// 5: the export list.
+    Export = 5,
+}
+
+impl MountProc {
+    /// Every procedure, in wire-number order (`ALL[n]` is number `n`).
+    pub const ALL: [MountProc; 6] =
+        [MountProc::Null, MountProc::Mnt, MountProc::Dump, MountProc::Umnt, MountProc::Umntall, MountProc::Export];
+
+    /// The procedure numbered `n`, or `None` (answered `PROC_UNAVAIL`).
+    pub fn from_u32(n: u32) -> Option<MountProc> {
+        Self::ALL.get(usize::try_from(n).ok()?).copied()
+    }
+
+    /// The log field and metrics `proc` label, prefixed to tell it from
+    /// the NFS procedures.
+    pub fn name(self) -> &'static str {
+        match self {
+            MountProc::Null => "MOUNT_NULL",
+            MountProc::Mnt => "MOUNT_MNT",
+            MountProc::Dump => "MOUNT_DUMP",
+            MountProc::Umnt => "MOUNT_UMNT",
+            MountProc::Umntall => "MOUNT_UMNTALL",
+            MountProc::Export => "MOUNT_EXPORT",
+        }
+    }
+}
+
 /// Serves MOUNT procedure `proc_`.
-pub fn mount_call(st: &NfsState, client: IpAddr, proc_: u32, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
-    match proc_ {
-        0 => Ok(Vec::new()),
-        1 => {
-            let path = a.mount_path().map_err(|_| AcceptStat::GarbageArgs)?;
-            Ok(pack(&mnt(st, client, &path)))
+pub fn mount_call(st: &NfsState, client: IpAddr, proc_: u32, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
+    let Some(p) = MountProc::from_u32(proc_) else {
+        return Err(AcceptStat::ProcUnavail);
+    };
+    match p {
+        MountProc::Null => Ok(ProcReply::void()),
+        MountProc::Mnt => {
+            let path = a.mount_path()?;
+            Ok(ProcReply::mount(&mnt(st, client, &path)))
         }
-        // DUMP: an empty mount list.
-        2 => Ok(pack(&List::<nfs3_types::mount::mountbody<'_, '_>>(Vec::new()))),
-        3 => {
-            a.mount_path().map_err(|_| AcceptStat::GarbageArgs)?;
-            Ok(Vec::new())
+        // An empty mount list.
+        MountProc::Dump => Ok(ProcReply::plain(&List::<nfs3_types::mount::mountbody<'_, '_>>(Vec::new()))),
+        MountProc::Umnt => {
+            a.mount_path()?;
+            Ok(ProcReply::void())
         }
-        4 => Ok(Vec::new()),
-        5 => Ok(pack(&exports(st))),
-        _ => Err(AcceptStat::ProcUnavail),
+        MountProc::Umntall => Ok(ProcReply::void()),
+        MountProc::Export => Ok(ProcReply::plain(&exports(st))),
     }
 }
 
@@ -119,17 +162,17 @@ fn exports(st: &NfsState) -> List<export_node<'static, 'static>> {
 
 /// Serves portmapper procedure `proc_`: NFS 3 and MOUNT 3 over TCP are
 /// on our port; everything else is unregistered (port 0).
-pub fn portmap_call(st: &NfsState, proc_: u32, a: &mut Args<'_>) -> Result<Vec<u8>, AcceptStat> {
+pub fn portmap_call(st: &NfsState, proc_: u32, a: &mut Args<'_>) -> Result<ProcReply, AcceptStat> {
     let ours = |prog: u32, vers: u32, prot: u32| {
         prot == IPPROTO_TCP && vers == 3 && (prog == NFS_PROGRAM || prog == MOUNT_PROGRAM)
     };
     match proc_ {
-        0 => Ok(Vec::new()),
+        0 => Ok(ProcReply::void()),
         3 => {
-            let g = |a: &mut Args<'_>| a.u32().map_err(|_| AcceptStat::GarbageArgs);
+            let g = |a: &mut Args<'_>| a.u32().map_err(AcceptStat::from);
             let (prog, vers, prot, _port) = (g(a)?, g(a)?, g(a)?, g(a)?);
             let port = if ours(prog, vers, prot) { st.port as u32 } else { 0 };
-            Ok(port.to_be_bytes().to_vec())
+            Ok(ProcReply { status: Status::Void, body: port.to_be_bytes().to_vec() })
         }
         4 => {
             let list = [NFS_PROGRAM, MOUNT_PROGRAM].map(|prog| mapping {
@@ -138,8 +181,22 @@ pub fn portmap_call(st: &NfsState, proc_: u32, a: &mut Args<'_>) -> Result<Vec<u
                 prot: IPPROTO_TCP,
                 port: st.port as u32,
             });
-            Ok(pack(&List(list.to_vec())))
+            Ok(ProcReply::plain(&List(list.to_vec())))
         }
         _ => Err(AcceptStat::ProcUnavail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_procedures_round_trip_and_unknown_ones_are_none() {
+        for (n, p) in MountProc::ALL.iter().enumerate() {
+            assert_eq!(*p as usize, n);
+            assert_eq!(MountProc::from_u32(n as u32), Some(*p));
+        }
+        assert_eq!(MountProc::from_u32(6), None);
     }
 }

@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 use crate::args::Args;
 use crate::drc::{DrcKey, Lookup};
 use crate::mount::{mount_call, portmap_call, MOUNT_PROGRAM, NFS_PROGRAM, PORTMAP_PROGRAM};
-use crate::nfs::{non_idempotent, proc_name, Ctx};
+use crate::nfs::{Ctx, Proc};
 use crate::observe::{call_label, call_status, CallRecord, ConnectionGauge};
 use crate::rpc::{decode_call, frame_reply, read_record, AcceptStat, Call, Reply, RECORD_BYTES_MAX};
 use crate::state::NfsState;
@@ -156,7 +156,10 @@ async fn execute(state: Arc<NfsState>, peer: SocketAddr, call: Call, record: Vec
         }
     }
     let label = call_label(call.prog, call.proc_);
-    let cached = call.prog == NFS_PROGRAM && non_idempotent(call.proc_);
+    // The NFS procedure, parsed once; `None` for other programs and for
+    // unknown numbers (answered PROC_UNAVAIL).
+    let nfs_proc = if call.prog == NFS_PROGRAM { Proc::from_u32(call.proc_) } else { None };
+    let cached = nfs_proc.is_some_and(|p| !p.is_idempotent());
     let key = cached.then(|| {
         DrcKey::new(client, xid, call.prog, call.vers, call.proc_, &record[call.args_offset.min(record.len())..])
     });
@@ -181,25 +184,28 @@ async fn execute(state: Arc<NfsState>, peer: SocketAddr, call: Call, record: Vec
     let result = tokio::task::spawn_blocking(move || {
         let mut args = Args::new(&record, call.args_offset);
         match prog {
-            NFS_PROGRAM => Ctx::new(&st, client, &call.cred).call(proc_, &mut args),
+            NFS_PROGRAM => match nfs_proc {
+                Some(p) => Ctx::new(&st, client, &call.cred).call(p, &mut args),
+                None => Err(AcceptStat::ProcUnavail),
+            },
             MOUNT_PROGRAM => mount_call(&st, client, proc_, &mut args),
             _ => portmap_call(&st, proc_, &mut args),
         }
     })
     .await;
     let (reply, status) = match result {
-        Ok(Ok(body)) => {
-            let status = call_status(prog, proc_, Ok(&body));
-            (Arc::new(Reply::accepted_framed(xid, AcceptStat::Success, &body)), status)
+        Ok(Ok(r)) => {
+            let status = call_status(Ok(r.status));
+            (Arc::new(Reply::accepted_framed(xid, AcceptStat::Success, &r.body)), status)
         }
-        Ok(Err(stat)) => (Arc::new(Reply::accepted_framed(xid, stat, &[])), call_status(prog, proc_, Err(stat))),
+        Ok(Err(stat)) => (Arc::new(Reply::accepted_framed(xid, stat, &[])), call_status(Err(stat))),
         Err(e) => {
-            tracing::error!(client = %peer, xid, proc = proc_name(proc_), error = %e, "NFS handler failed");
+            tracing::error!(client = %peer, xid, proc = label, error = %e, "NFS handler failed");
             if let Some(k) = &key {
                 state.drc.forget(k);
             }
             let reply = Arc::new(Reply::accepted_framed(xid, AcceptStat::SystemErr, &[]));
-            let status = call_status(prog, proc_, Err(AcceptStat::SystemErr));
+            let status = call_status(Err(AcceptStat::SystemErr));
             CallRecord {
                 peer,
                 xid,

@@ -72,7 +72,7 @@ impl NfsState {
 
     /// The write verifier of this boot.
     pub fn write_verifier(&self) -> writeverf3 {
-        crate::nfs::write_verifier(self.ns.boot_epoch())
+        write_verifier(self.ns.boot_epoch())
     }
 
     /// Remembers that `ino` is the directory of bucket `name`.
@@ -106,4 +106,11 @@ impl NfsState {
         };
         Some(exports.options(&[b"/", &name[..]].concat()))
     }
+}
+
+/// The write verifier for a boot epoch: distinct on every start (and
+/// never equal to a handle generation's role), so clients re-send
+/// uncommitted writes after a restart.
+pub fn write_verifier(boot_epoch: u64) -> writeverf3 {
+    writeverf3(boot_epoch.to_be_bytes())
 }

@@ -254,6 +254,6 @@ mod tests {
         let ok = Reply::accepted(5, AcceptStat::Success, &[0, 0, 0, 1]);
         assert_eq!(ok, [5u32, 1, 0, 0, 0, 0, 1].iter().flat_map(|v| v.to_be_bytes()).collect::<Vec<_>>());
         let framed = Reply::accepted_framed(5, AcceptStat::Success, &[0, 0, 0, 1]);
-        assert_eq!(framed, crate::rpc::frame_reply(&ok), "same bytes as accepted + frame_reply");
+        assert_eq!(framed, crate::rpc::record::frame_reply(&ok), "same bytes as accepted + frame_reply");
     }
 }
