@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Directory of the socket, inside the data directory.
 const RUN_DIR: &str = "run";
@@ -117,26 +118,11 @@ pub struct AdminCtx {
 
 /// Serves admin requests until `shutdown`.
 pub async fn serve(listener: UnixListener, ctx: Arc<AdminCtx>, shutdown: CancellationToken) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(ADMIN_CONNECTIONS_MAX));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            p = permits.clone().acquire_owned() => p.expect("never closed"),
-        };
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin socket accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    // Admin connections are short; nobody waits for them at shutdown.
+    let tracker = TaskTracker::new();
+    acceptor::accept_loop(listener, "admin socket", ADMIN_CONNECTIONS_MAX, shutdown, &tracker, move |stream, _| {
         let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
+        async move {
             let (r, mut w) = stream.into_split();
             let mut line = Vec::new();
             let mut reader = tokio::io::BufReader::new(r).take(REQUEST_BYTES_MAX as u64 + 1);
@@ -159,8 +145,9 @@ pub async fn serve(listener: UnixListener, ctx: Arc<AdminCtx>, shutdown: Cancell
             let mut out = serde_json::to_vec(&resp).unwrap_or_default();
             out.push(b'\n');
             let _ = w.write_all(&out).await;
-        });
-    }
+        }
+    })
+    .await;
 }
 
 fn handle(ctx: &AdminCtx, req: Request) -> Response {

@@ -24,7 +24,6 @@ use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use namespace::Namespace;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -156,26 +155,10 @@ pub async fn serve(
             }
         });
     }
-    let permits = Arc::new(Semaphore::new(METRICS_CONNECTIONS_MAX));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
-        };
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept failed; pausing");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    let sd = shutdown.clone();
+    acceptor::accept_loop(listener, "metrics", METRICS_CONNECTIONS_MAX, sd, &tracker, move |stream, peer| {
         let (handle, health, shutdown) = (handle.clone(), health.clone(), shutdown.clone());
-        tracker.spawn(async move {
-            let _permit = permit;
+        async move {
             let svc = service_fn(move |req| {
                 let (handle, health) = (handle.clone(), health.clone());
                 async move { Ok::<_, Infallible>(answer(&req, &handle, &health).await) }
@@ -197,8 +180,9 @@ pub async fn serve(
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "metrics connection ended with an error");
             }
-        });
-    }
+        }
+    })
+    .await;
     tracker.close();
     tracker
 }

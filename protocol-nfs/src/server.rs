@@ -14,7 +14,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -31,38 +30,20 @@ use crate::rpc::{decode_call, frame_reply, read_record, AcceptStat, Call, Reply,
 use crate::state::NfsState;
 pub use crate::state::NFS_CALLS_IN_FLIGHT_MAX;
 
-/// Pause after a failed accept (EMFILE, ENFILE, ECONNABORTED...).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
 /// Serves NFS, MOUNT and portmap on `listener` until `shutdown`; returns
 /// the tracker of the connections, closed, to wait on for the drain.
 pub async fn serve(listener: TcpListener, state: Arc<NfsState>, shutdown: CancellationToken) -> TaskTracker {
     let tracker = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(state.cfg.connections_max.max(1)));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
-        };
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "NFS accept failed; pausing");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-        };
+    let (connections_max, sd) = (state.cfg.connections_max, shutdown.clone());
+    acceptor::accept_loop(listener, "NFS", connections_max, sd, &tracker, move |stream, peer| {
         let _ = stream.set_nodelay(true);
         let (state, shutdown) = (state.clone(), shutdown.clone());
-        tracker.spawn(async move {
-            let _permit = permit;
+        async move {
             let _gauge = ConnectionGauge::open();
             connection(stream, peer, state, shutdown).await;
-        });
-    }
+        }
+    })
+    .await;
     tracker.close();
     tracker
 }

@@ -1,6 +1,7 @@
-//! The accept loop: HTTP/1.1 over TCP or TLS, a cap on concurrent
-//! connections (excess connections wait in the kernel backlog), and a
-//! graceful drain when the shutdown token fires.
+//! The S3 server: HTTP/1.1 over TCP or TLS on the shared accept loop
+//! (`acceptor`: a cap on concurrent connections, excess connections wait
+//! in the kernel backlog), and a graceful drain when the shutdown token
+//! fires.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -36,28 +36,11 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> TaskTracker {
     let tracker = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
-        };
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: pause instead of dying.
-                    tracing::warn!(error = %e, "accept failed; pausing");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    let sd = shutdown.clone();
+    acceptor::accept_loop(listener, "S3", CONNECTIONS_MAX, sd, &tracker, move |stream, peer| {
         let _ = stream.set_nodelay(true);
         let (state, tls, shutdown) = (state.clone(), tls.clone(), shutdown.clone());
-        tracker.spawn(async move {
-            let _permit = permit;
+        async move {
             let _gauge = ConnectionGauge::open();
             let svc = service_fn(move |req| {
                 let state = state.clone();
@@ -82,8 +65,9 @@ pub async fn serve(
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-        });
-    }
+        }
+    })
+    .await;
     tracker.close();
     tracker
 }
