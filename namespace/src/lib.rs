@@ -26,7 +26,6 @@ mod multipart;
 mod ns;
 mod object;
 pub mod path;
-mod precheck;
 pub mod record;
 pub mod tree;
 mod tx;
@@ -45,7 +44,7 @@ pub use list::{ListEntry, ListPage, ListParams};
 pub use multipart::{CompletePart, CompletedUpload, PartInfo, UploadInfo};
 pub use ns::{FsStats, Namespace, NamespaceConfig, RecoveryReport, ROOT_INO, SECRET_BYTES};
 pub use object::{
-    read_ahead_chunks, ObjectInfo, ObjectReader, ObjectWriter, PutOptions, StagedObject, WriteCondition,
+    read_ahead_chunks, ObjectInfo, ObjectReader, ObjectWriter, PutOptions, PutTarget, StagedObject, WriteCondition,
     READ_AHEAD_BYTES,
 };
 pub use record::{Checksum, Inode, Kind, ObjMeta};

@@ -18,7 +18,7 @@ use crate::limits::{
     PART_SIZE_BYTES_MIN,
 };
 use crate::ns::new_inode;
-use crate::object::{check_meta_limits, ObjectInfo, Publish, RefMode, StagedObject, WriteCondition};
+use crate::object::{check_meta_limits, ObjectInfo, Publish, PutTarget, RefMode, StagedObject, WriteCondition};
 use crate::path::parse_key;
 use crate::record::{Extent, Kind, ObjMeta, Orphan, Part, Upload, UploadState, FLAG_STAGING};
 use crate::tx::Tx;
@@ -91,7 +91,7 @@ impl Namespace {
         check_meta_limits(&meta)?;
         let b = self.bucket(bucket)?;
         // Refused now rather than at Complete, after every part was sent.
-        self.check_put_access(caller, bucket, key)?;
+        self.check_put_access(caller, &PutTarget::from_parsed(b.ino, &parsed))?;
         let id: [u8; 16] = rand::random();
         let now = self.now();
         let up = Upload {
@@ -378,8 +378,7 @@ impl Namespace {
         let publisher = Caller { uid: caller.uid, gid: caller.gid, groups: caller.groups.clone() };
         let info = self.publish(
             &publisher,
-            &bucket_name,
-            &up.key,
+            &self.put_target(&bucket_name, &up.key)?,
             Publish { extents: &extents, size: offset, refs: RefMode::Move, meta, condition },
             |tx: &mut Tx<'_>, ino| {
                 let cur: Upload = tx.get(Tree::MpuUploads, &id)?.ok_or(NsError::NoSuchUpload)?;

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use namespace::limits::PUT_SIZE_BYTES_MAX;
-use namespace::{Checksum, ObjectInfo, ObjectReader, PutOptions, StagedObject};
+use namespace::{Checksum, ObjectInfo, ObjectReader, PutOptions, PutTarget, StagedObject};
 
 use crate::body::{Body, ChannelBody};
 use crate::checksum::{b64, Algo};
@@ -44,26 +44,27 @@ pub fn checksums_of(staged: &StagedObject, summary: &PayloadSummary) -> Vec<Chec
     out
 }
 
-fn check_key(key: &[u8]) -> Result<(), S3Error> {
-    namespace::path::parse_key(key).map(|_| ()).map_err(|e| crate::error::from_ns(e, Ctx::Write))
+/// The request's bucket (NoSuchBucket when missing) and key (refused when
+/// it cannot be a path), resolved once for a write.
+fn put_target(c: &ReqCtx) -> Result<PutTarget, S3Error> {
+    let bucket = c.require_bucket()?;
+    PutTarget::new(bucket.ino, c.key()).map_err(|e| crate::error::from_ns(e, Ctx::Write))
 }
 
 /// PUT /b/k
 pub async fn put_object(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
-    c.require_bucket()?;
-    check_key(c.key())?;
+    // The bucket is resolved and the key parsed once, into the target that
+    // the early refusal and the publish both use.
+    let target = put_target(&c)?;
     let mut meta = meta_from_headers(&c.headers)?;
     let condition = write_condition(&c.headers)?;
     // Refuse before the body is read when the publish would refuse anyway.
-    let (bucket, key, caller) = (c.bucket().as_bytes().to_vec(), c.key().to_vec(), c.auth.caller.clone());
-    c.blocking(|ns| ns.check_put_access(&caller, &bucket, &key), Ctx::Write)?;
+    let caller = c.auth.caller.clone();
+    c.blocking(|ns| ns.check_put_access(&caller, &target), Ctx::Write)?;
     let (staged, summary) = stage_body(&mut c, PUT_SIZE_BYTES_MAX).await?;
     meta.checksums = checksums_of(&staged, &summary);
-    let (bucket, key, caller) = (c.bucket().as_bytes().to_vec(), c.key().to_vec(), c.auth.caller.clone());
-    let info = c.blocking(
-        move |ns| ns.put_object(&caller, &bucket, &key, staged, PutOptions { meta, condition }),
-        Ctx::Write,
-    )?;
+    let info =
+        c.blocking(move |ns| ns.put_object_to(&caller, &target, staged, PutOptions { meta, condition }), Ctx::Write)?;
     let mut r = status_response(StatusCode::OK);
     set(&mut r, "etag", &format!("\"{}\"", info.etag));
     if let Some((algo, v)) = summary.checksum {
@@ -317,8 +318,7 @@ pub async fn delete_objects(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
 
 /// PUT /b/k with x-amz-copy-source
 pub async fn copy_object(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
-    c.require_bucket()?;
-    check_key(c.key())?;
+    let target = put_target(&c)?;
     let (sb, sk) = copy_source(&c)?;
     let replace = c.header("x-amz-metadata-directive").is_some_and(|d| d.eq_ignore_ascii_case("REPLACE"));
     if sb == c.bucket().as_bytes() && sk == c.key() && !replace {
@@ -335,12 +335,11 @@ pub async fn copy_object(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
     // dropped by the namespace).
     meta.checksums = info.meta.checksums.iter().filter(|ck| ck.kind == "FULL_OBJECT").cloned().collect();
     let condition = write_condition(&c.headers)?;
-    let (bucket, key, caller) = (c.bucket().as_bytes().to_vec(), c.key().to_vec(), c.auth.caller.clone());
+    let caller = c.auth.caller.clone();
     let opts = PutOptions { meta: meta.clone(), condition: condition.clone() };
     // Share the source's chunks; only a source too fragmented to pin is
     // copied byte by byte.
-    let shared =
-        tokio::task::block_in_place(|| c.state.ns.copy_object(&caller, &reader, &info.etag, &bucket, &key, opts));
+    let shared = tokio::task::block_in_place(|| c.state.ns.copy_object_to(&caller, &reader, &info.etag, &target, opts));
     let out = match shared {
         Err(namespace::NsError::TooLarge(_)) => {
             let staged = copy_range(&c.state.ns, &reader, 0, reader.size())?;
@@ -353,7 +352,7 @@ pub async fn copy_object(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
                 value: b64(&staged.crc64.to_be_bytes()),
             }];
             c.blocking(
-                move |ns| ns.put_object(&caller, &bucket, &key, staged, PutOptions { meta, condition }),
+                move |ns| ns.put_object_to(&caller, &target, staged, PutOptions { meta, condition }),
                 Ctx::Write,
             )?
         }
