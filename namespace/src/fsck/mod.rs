@@ -20,7 +20,9 @@
 //!    saved in the quarantine report), `dirscan` is rebuilt from dentries,
 //!    wrong `orphans` records (a named or directory inode) are dropped;
 //! 2. counts: directory entries/nlink/size/cookie, file nlink and chunk
-//!    reference counts are set to what the records say;
+//!    reference counts are set to what the records say; an unnamed file
+//!    that still has data is copied to `<data>/quarantine/lost/<ino>`
+//!    before it is queued for reaping;
 //! 3. data: a file whose bytes are damaged (a missing, corrupt or short
 //!    chunk, an undecodable or overlapping extent) is unlinked from every
 //!    name and recorded in `<data>/quarantine/quarantine.jsonl` (path,
@@ -30,9 +32,9 @@
 //!
 //! Repair never deletes intact, referenced data: a chunk file is deleted
 //! only when no extent and no `chunk_refs` record names it, and a file is
-//! unlinked only when its own bytes are damaged. What it cannot decide (an
-//! unnamed inode that still holds data, a directory that no entry names, a
-//! dentry whose kind disagrees) is reported and left alone.
+//! unlinked only when its own bytes are damaged. What it cannot decide (a
+//! directory that no entry names, a dentry whose kind disagrees with its
+//! inode, an extent past the size) is reported and left alone.
 //!
 //! Online (a serving gateway): the scan is not a snapshot, so problems are
 //! confirmed by a second look and only those seen twice are reported;
