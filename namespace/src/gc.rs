@@ -1,4 +1,4 @@
-//! Reclaiming space, and checking that metadata and chunks agree.
+//! Reclaiming space.
 //!
 //! Deletes drop metadata first and reclaim later:
 //! - an unlinked inode goes to `orphans`; the reaper frees its extents in
@@ -9,6 +9,9 @@
 //!   that dropped the last reference is durable before the file goes;
 //! - the orphan scan deletes chunk files that no metadata references at all
 //!   (left by a crash between writing data and committing metadata).
+//!
+//! Checking that metadata and chunks agree (`check_integrity`) is fsck's
+//! job and lives in `fsck/integrity.rs`; GC imports nothing from fsck.
 
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
@@ -18,17 +21,15 @@ use metastore::Direction;
 
 use crate::tree::Tree;
 
+use crate::full_scan::scan_all;
 use crate::limits::{COMPLETED_UPLOAD_RETENTION_NS, REAP_BATCH_EXTENTS};
+use crate::record::{ChunkRef, Extent, Upload, UploadState};
+use crate::{keys, Namespace, NsError, NsResult};
 
 /// Stray files (no chunk id in their name) count as left by an earlier run
 /// only when older than the open by this much; younger ones wait for the
 /// periodic scan.
 const STRAY_MTIME_SLACK: Duration = Duration::from_secs(2);
-use crate::record::{ChunkRef, Extent, Upload, UploadState};
-use crate::{keys, Namespace, NsError, NsResult};
-
-/// Rows fetched per scan step.
-pub(crate) const SCAN_PAGE_ROWS: usize = 1024;
 
 /// What a GC pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,42 +40,6 @@ pub struct GcReport {
     pub chunks_pinned: u64,
     /// Completed-upload records expired.
     pub uploads_expired: u64,
-}
-
-/// Findings of [`Namespace::check_integrity`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct IntegrityReport {
-    /// Inodes checked.
-    pub inodes: u64,
-    /// Extents checked.
-    pub extents: u64,
-    /// Distinct chunks referenced (each read and verified).
-    pub chunks_referenced: u64,
-    /// Chunk files no metadata references (allowed: crash leftovers).
-    pub chunks_unreferenced: u64,
-    /// Files under `chunks/` that are not chunks (allowed: temp files).
-    pub stray_files: u64,
-    /// Every inconsistency found; empty means healthy.
-    pub problems: Vec<String>,
-}
-
-pub(crate) fn scan_all(ns: &Namespace, tree: Tree, mut f: impl FnMut(&[u8], &[u8]) -> NsResult<()>) -> NsResult<()> {
-    let mut from: Option<Vec<u8>> = None;
-    loop {
-        let lo = match &from {
-            Some(k) => Bound::Excluded(k.as_slice()),
-            None => Bound::Unbounded,
-        };
-        let rows = ns.meta.scan(tree, (lo, Bound::Unbounded), SCAN_PAGE_ROWS, Direction::Forward)?;
-        let n = rows.len();
-        for (k, v) in &rows {
-            f(k, v)?;
-        }
-        match rows.into_iter().last() {
-            Some((k, _)) if n == SCAN_PAGE_ROWS => from = Some(k),
-            _ => return Ok(()),
-        }
-    }
 }
 
 impl Namespace {
@@ -231,24 +196,5 @@ impl Namespace {
             }
         }
         Ok(deleted)
-    }
-
-    /// Checks that metadata and chunks agree: every extent's chunk exists
-    /// and verifies, reference counts match the extents, directory counts
-    /// and link counts add up, every dentry names a live inode. Reads every
-    /// referenced chunk once. Leftovers of interrupted work (unreferenced
-    /// chunks, stray files, unlinked inodes not yet reaped) are counted, not
-    /// problems. This is [`Namespace::fsck`] without a grace or repair.
-    pub fn check_integrity(&self) -> NsResult<IntegrityReport> {
-        let opts = crate::fsck::FsckOptions { repair: false, grace: Duration::MAX, online: false };
-        let (report, unreferenced, stray) = self.fsck_check_only(&opts)?;
-        Ok(IntegrityReport {
-            inodes: report.inodes,
-            extents: report.extents,
-            chunks_referenced: report.chunks_referenced,
-            chunks_unreferenced: unreferenced,
-            stray_files: stray,
-            problems: report.problems.iter().filter(|p| !p.kind.is_leftover()).map(|p| p.to_string()).collect(),
-        })
     }
 }

@@ -17,6 +17,7 @@ mod data;
 mod dirops;
 mod error;
 mod fsck;
+mod full_scan;
 mod gc;
 mod keys;
 pub mod limits;
@@ -36,10 +37,10 @@ pub use data::Stability;
 pub use dirops::{CreateMode, DirEntry, SetAttr, SetTime};
 pub use error::{NsError, NsResult};
 pub use fsck::{
-    FsckOptions, FsckProblem, FsckProgress, FsckReport, ProblemKind, QuarantineRecord, QUARANTINE_DIR,
+    FsckOptions, FsckProblem, FsckProgress, FsckReport, IntegrityReport, ProblemKind, QuarantineRecord, QUARANTINE_DIR,
     QUARANTINE_RECORD_VERSION, QUARANTINE_REPORT,
 };
-pub use gc::{GcReport, IntegrityReport};
+pub use gc::GcReport;
 pub use list::{ListEntry, ListPage, ListParams};
 pub use multipart::{CompletePart, CompletedUpload, PartInfo, UploadInfo};
 pub use ns::{FsStats, Namespace, NamespaceConfig, RecoveryReport, ROOT_INO, SECRET_BYTES};
