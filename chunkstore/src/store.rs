@@ -9,7 +9,7 @@ use crate::io::WriteFailure;
 use crate::{crc64nvme, ChunkError, ChunkIo, Result};
 
 /// Default chunk size: 4 MiB. In the sweep
-/// (`cargo run --release -p namespace --example bench -- chunk-sizes --runs 5`)
+/// (`cargo run --release -p namespace-bench -- chunk-sizes --runs 5`)
 /// 4 MiB chunks read fastest in both runs (1421 and 1452 MiB/s, against
 /// 1085-1215 for 8-32 MiB) and wrote at least as fast as larger ones. Paired
 /// with plain file I/O in one session (`bench chunkstore --runs 7`, twice

@@ -457,36 +457,3 @@ fn a_file_whose_only_entry_is_undecodable_is_salvaged_into_the_quarantine() {
     assert_eq!(ns.readdir(&root(), b, 0, 100).unwrap().0.len(), 1);
     assert!(fsck(&ns, false).is_clean());
 }
-
-/// Figures, not a check: `cargo test --release -p namespace --test fsck
-/// -- --ignored --nocapture fsck_throughput` (FSCK_BENCH_MIB, default 512).
-#[test]
-#[ignore]
-fn fsck_throughput() {
-    let mib: usize = std::env::var("FSCK_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    cfg.chunk_size_bytes = 4 << 20;
-    let ns = Arc::new(Namespace::open(cfg).unwrap().0);
-    ns.mkdir(&root(), ROOT_INO, b"bkt", 0o777).unwrap();
-    let obj = pattern(16 << 20, 1);
-    for i in 0..mib / 16 {
-        put(&ns, &format!("d{}/o{i}", i % 8), &obj);
-    }
-    for i in 0..2000 {
-        put(&ns, &format!("small/{i}"), b"tiny");
-    }
-    drop(ns);
-    let ns = Namespace::open_offline(config(dir.path())).unwrap();
-    let t = std::time::Instant::now();
-    let r = fsck(&ns, false);
-    let s = t.elapsed().as_secs_f64();
-    assert!(r.is_clean());
-    println!(
-        "fsck: {} inodes, {} chunks, {} MiB verified in {s:.2} s = {:.0} MiB/s (page cache warm from the writes)",
-        r.inodes,
-        r.chunks_verified,
-        r.bytes_verified >> 20,
-        (r.bytes_verified >> 20) as f64 / s
-    );
-}

@@ -1,5 +1,5 @@
 """Helpers of the cross-protocol suite (tests/cross/cross-suite) and of
-scripts/bench-cross: the host's side of the guest agent (tests/cross/guest-agent,
+bench/bench-cross: the host's side of the guest agent (tests/cross/guest-agent,
 running in the nfs-vm guest with the gateway mounted), boto3 clients per
 user, checksums, and PASS/FAIL bookkeeping.
 

@@ -1,4 +1,4 @@
-"""Guest-side helpers of the cross-protocol suite and scripts/bench-cross; run
+"""Guest-side helpers of the cross-protocol suite and bench/bench-cross; run
 with the host's python3 inside the nfs-vm guest, on the NFS mount:
 
     python3 guest_tools.py checkpoint DIR NAME SIZE SEED   write NAME.tmp, fsync, rename to NAME

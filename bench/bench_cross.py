@@ -1,4 +1,4 @@
-"""Host side of scripts/bench-cross (see there): drives the guest agent in one
+"""Host side of bench/bench-cross (see there): drives the guest agent in one
 VM boot (one set of mount options) and prints JSON lines of figures.
 
     bench_cross.py --s3 URL --out DIR --label NAME [--rounds N] [--checkpoint-bytes N]

@@ -1,5 +1,5 @@
 //! Benchmarks for the core (issue #2). Run with
-//! `cargo run --release -p namespace --example bench -- <what> [options]`
+//! `cargo run --release -p namespace-bench -- <what> [options]`
 //! where <what> is one of:
 //!
 //! - `chunkstore [--mib 1024] [--runs 3]`: durable sequential write and
@@ -10,7 +10,11 @@
 //! - `list [--keys 10000]`: time of one 1000-key ListObjects page, and the
 //!   peak RSS after loading the keys;
 //! - `multipart [--mib 1024] [--part-mib 8]`: time of the metadata-only
-//!   completion.
+//!   completion;
+//! - `startup [--keys 1000000] [--runs 3] [--reuse]`: open time of a large
+//!   namespace;
+//! - `fsck [--mib 512]`: offline fsck rate over `--mib` MiB of 16 MiB
+//!   objects plus 2,000 small ones (page cache warm from the writes).
 //!
 //! `--dir D` puts the data under D (default: a temp dir under the target
 //! directory, i.e. on the same disk as the repository). Figures are medians
@@ -422,6 +426,44 @@ fn bench_startup(a: &Args) {
     println!("start-up with {} objects: median open {:.2}s", a.keys, median(times));
 }
 
+/// Offline fsck rate: `--mib` MiB of 16 MiB objects (4 MiB chunks) and
+/// 2,000 small objects, verified right after being written (page cache
+/// warm: a cold-cache figure needs the cache dropped by root).
+fn bench_fsck(a: &Args) {
+    let dir = a.dir.join("fsck");
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = Caller::root();
+    {
+        let mut cfg = NamespaceConfig::new(&dir);
+        cfg.chunk_size_bytes = 4 << 20;
+        let ns = Arc::new(Namespace::open(cfg).unwrap().0);
+        ns.create_bucket(&r, b"bkt").unwrap();
+        let obj = buffer(16 << 20);
+        for i in 0..a.mib / 16 {
+            let key = format!("d{}/o{i}", i % 8);
+            ns.put_object_bytes(&r, b"bkt", key.as_bytes(), &obj, Default::default()).unwrap();
+        }
+        for i in 0..2000 {
+            ns.put_object_bytes(&r, b"bkt", format!("small/{i}").as_bytes(), b"tiny", Default::default()).unwrap();
+        }
+    }
+    let mut cfg = NamespaceConfig::new(&dir);
+    cfg.chunk_size_bytes = 4 << 20;
+    let ns = Namespace::open_offline(cfg).unwrap();
+    let t = Instant::now();
+    let report = ns.fsck(&namespace::FsckOptions::default(), &mut |_| {}).unwrap();
+    let s = t.elapsed().as_secs_f64();
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    println!(
+        "fsck: {} inodes, {} chunks, {} MiB verified in {s:.2} s = {:.0} MiB/s (page cache warm from the writes)",
+        report.inodes,
+        report.chunks_verified,
+        report.bytes_verified >> 20,
+        (report.bytes_verified >> 20) as f64 / s
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     let a = parse();
     match a.what.as_str() {
@@ -431,6 +473,7 @@ fn main() {
         "list" => bench_list(&a),
         "multipart" => bench_multipart(&a),
         "startup" => bench_startup(&a),
-        _ => eprintln!("usage: bench chunkstore|chunk-sizes|ops|list|multipart|startup [--mib N] [--runs N] [--n N] [--keys N] [--part-mib N] [--dir D]"),
+        "fsck" => bench_fsck(&a),
+        _ => eprintln!("usage: namespace-bench chunkstore|chunk-sizes|ops|list|multipart|startup|fsck [--mib N] [--runs N] [--n N] [--keys N] [--part-mib N] [--dir D]"),
     }
 }

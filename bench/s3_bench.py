@@ -6,7 +6,7 @@ and the server's peak RSS (VmHWM of --pid). `--disk-baseline DIR` also
 reads 1 GiB from a file in DIR (page cache dropped) with 4 streams, the
 local-disk yardstick for large GETs.
 
-Used by scripts/bench-s3, which runs the gateway and s3s-fs side by side."""
+Used by bench/bench-s3, which runs the gateway and s3s-fs side by side."""
 
 import argparse
 import concurrent.futures as cf
