@@ -13,7 +13,10 @@ import time
 
 from crossutil import REPO, Guest, client
 
-GT = f"python3 {REPO}/tests/cross/guest_tools.py"
+# The guest sees the host's files only where the rig shares them (not a
+# checkout under /tmp or /var/tmp, where it mounts its own): the helper
+# travels into the VM with `nfs-vm --copy` and runs from $NFSVM_IN.
+GT = "python3 /tmp/in/guest_tools.py"
 
 
 def main() -> int:

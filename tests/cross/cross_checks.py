@@ -35,7 +35,10 @@ from crossutil import (
 )
 from s3util import http_request
 
-GT = f"python3 {REPO}/tests/cross/guest_tools.py"
+# The guest sees the host's files only where the rig shares them (not a
+# checkout under /tmp or /var/tmp, where it mounts its own): the helper
+# travels into the VM with `nfs-vm --copy` and runs from $NFSVM_IN.
+GT = "python3 /tmp/in/guest_tools.py"
 MiB = 1 << 20
 GiB = 1 << 30
 ALICE = (1000, 1000)
