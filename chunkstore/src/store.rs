@@ -8,13 +8,10 @@ use crate::format::{blocks_for, crc32c, ChunkHeader, BLOCK_SIZE_BYTES, CHUNK_SIZ
 use crate::io::WriteFailure;
 use crate::{crc64nvme, ChunkError, ChunkIo, Result};
 
-/// Default chunk size: 4 MiB. In the sweep
-/// (`cargo run --release -p namespace-bench -- chunk-sizes --runs 5`)
-/// 4 MiB chunks read fastest in both runs (1421 and 1452 MiB/s, against
-/// 1085-1215 for 8-32 MiB) and wrote at least as fast as larger ones. Paired
-/// with plain file I/O in one session (`bench chunkstore --runs 7`, twice
-/// each): 4 MiB gave write ratios 1.34-2.50 and read 0.55-0.62; 8 MiB gave
-/// write 0.66 and read 0.53-0.55. A 5 GiB object is 1280 extents.
+/// Default chunk size: 4 MiB, chosen by the chunk-size sweep
+/// (`cargo run --release -p namespace-bench -- chunk-sizes`): it read
+/// fastest and wrote at least as fast as larger chunks (figures in
+/// `bench/results.md`). A 5 GiB object is 1280 extents.
 pub const DEFAULT_CHUNK_SIZE_BYTES: usize = 4 << 20;
 /// Parallel fdatasyncs one barrier issues at most.
 const SYNC_THREADS_MAX: usize = 8;

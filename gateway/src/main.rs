@@ -1,7 +1,7 @@
 //! The storage gateway binary.
 //!
 //! `gateway serve` opens (or creates) a data directory and serves it over
-//! S3; see `--help` and README.md.
+//! S3 and NFSv3; see `--help` and README.md.
 
 mod admin;
 mod config;

@@ -1,5 +1,5 @@
 //! POSIX-style operations on directories and attributes. These are the
-//! operations NFS calls; S3 object operations live in `object.rs`.
+//! operations NFS calls; S3 object operations live in `object/`.
 //!
 //! Every mutation here is a single metadata transaction of point reads and
 //! writes, followed by the durability barrier before it returns.

@@ -6,7 +6,7 @@
 //! `export` is the inode of the export's root directory whose options
 //! apply to the handle: the namespace root for the root directory itself,
 //! the bucket's directory for everything inside a bucket (also when the
-//! client mounted `/` and walked into the bucket, see `nfs.rs`). Nothing
+//! client mounted `/` and walked into the bucket, see `child_export` in `nfs/mod.rs`). Nothing
 //! in a handle depends on the boot or on a path: handles survive restarts
 //! and renames. Inode ids are never reused and the generation is fixed at
 //! creation, so a handle to a deleted file can only ever be `STALE`.

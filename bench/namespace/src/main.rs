@@ -14,11 +14,14 @@
 //! - `startup [--keys 1000000] [--runs 3] [--reuse]`: open time of a large
 //!   namespace;
 //! - `fsck [--mib 512]`: offline fsck rate over `--mib` MiB of 16 MiB
-//!   objects plus 2,000 small ones (page cache warm from the writes).
+//!   objects plus 2,000 small ones (page cache warm from the writes);
+//! - `crc`: CRC32C and CRC64/NVME rates (hardware acceleration check).
 //!
 //! `--dir D` puts the data under D (default: a temp dir under the target
 //! directory, i.e. on the same disk as the repository). Figures are medians
 //! of `--runs` runs.
+
+mod crc;
 
 use std::fs::File;
 use std::io::Write;
@@ -51,7 +54,7 @@ fn parse() -> Args {
         n: 5000,
         keys: 10_000,
         part_mib: 8,
-        dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data"),
+        dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-data"),
         reuse: false,
     };
     let mut it = std::env::args().skip(1);
@@ -474,6 +477,7 @@ fn main() {
         "multipart" => bench_multipart(&a),
         "startup" => bench_startup(&a),
         "fsck" => bench_fsck(&a),
-        _ => eprintln!("usage: namespace-bench chunkstore|chunk-sizes|ops|list|multipart|startup|fsck [--mib N] [--runs N] [--n N] [--keys N] [--part-mib N] [--dir D]"),
+        "crc" => crc::bench_crc(),
+        _ => eprintln!("usage: namespace-bench chunkstore|chunk-sizes|ops|list|multipart|startup|fsck|crc [--mib N] [--runs N] [--n N] [--keys N] [--part-mib N] [--dir D]"),
     }
 }
