@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::report::{self, RunReport, REPORT_VERSION};
 use crate::runner::{self, RunOptions};
-use crate::target::{self, Target, TargetOptions};
+use crate::targets::{self, Target, TargetOptions};
 use crate::workload::{Kind, Scaling, Workload};
 use crate::{limits, BenchError, Result};
 
@@ -192,7 +192,7 @@ pub async fn execute(command: &str, args: &RunArgs) -> Result<RunReport> {
     println!();
     let mut targets: Vec<Arc<dyn Target>> = Vec::new();
     for url in &args.targets {
-        targets.push(target::open(url, &topts).await?);
+        targets.push(targets::open(url, &topts).await?);
     }
     let mut rows = Vec::new();
     for w in &workloads {

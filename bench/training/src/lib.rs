@@ -10,7 +10,7 @@
 //! - [`workload`]: real MLPerf parameters, scaling, dataset layout, epoch
 //!   plans (shuffles, batches, record offsets);
 //! - [`pattern`]: the seeded generator and the content of every byte;
-//! - [`target`]: the [`target::Target`] trait and its file, S3 and NFS
+//! - [`targets`]: the [`targets::Target`] trait and its file, S3 and NFS
 //!   implementations;
 //! - [`runner`]: prepare, the accelerator simulation, checkpoint and
 //!   metadata phases;
@@ -24,7 +24,7 @@ pub mod limits;
 pub mod pattern;
 pub mod report;
 pub mod runner;
-pub mod target;
+pub mod targets;
 pub mod workload;
 
 pub use error::{BenchError, Result};

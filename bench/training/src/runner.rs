@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::limits;
 use crate::pattern;
 use crate::report::Row;
-use crate::target::{Content, Target};
+use crate::targets::{Content, Target};
 use crate::workload::{FileSpec, Kind, Workload};
 use crate::{BenchError, Result};
 
