@@ -95,11 +95,13 @@ fn start(dir: &Path) -> Gateway {
 
 /// `gateway bench <cmd> <targets> <tiny options>`.
 fn bench(gw: &Gateway, cmd: &str, targets: &[String], extra: &[&str], out: &Path) -> Output {
+    let scale = if extra.contains(&"--scale") { &[][..] } else { &["--scale", "0.0002"][..] };
     let o = gateway()
         .args(["bench", cmd])
         .args(targets)
-        .args(["--seed", SEED, "--scale", "0.0002", "--sample-scale", "0.001", "--accelerators", "2"])
-        .args(["--workers", "4", "--compute-ms", "1", "--nfs-connections", "4", "--quiet"])
+        .args(scale)
+        .args(["--seed", SEED, "--sample-scale", "0.001", "--accelerators", "2"])
+        .args(["--workers", "4", "--compute-ms", "1", "--nfs-connections", "4", "--s3-list-keys", "40", "--quiet"])
         .args(extra)
         .arg("--out")
         .arg(out)
@@ -189,6 +191,11 @@ fn prepare_and_run_every_workload_on_file_s3_and_nfs() {
             ("metadata", "stat"),
         ],
     );
+    // Checkpoint files above one part: S3 multipart (two parts), NFS
+    // writes spread over the connections, then COMMIT.
+    let o = bench(&gw, "run", &targets[1..], &["-w", "checkpoint", "--scale", "0.0007"], &dir.path().join("mp"));
+    assert!(o.status.success(), "multipart checkpoint failed");
+    check_results(&dir.path().join("mp"), &targets[1..], &[("checkpoint", "write"), ("checkpoint", "read")]);
     // `bench report` prints the same table from the files.
     let r = gateway().args(["bench", "report"]).arg(&run_out).output().unwrap();
     assert!(r.status.success());

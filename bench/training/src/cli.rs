@@ -93,6 +93,10 @@ pub struct RunArgs {
     /// S3 connections (and requests in flight) at most.
     #[arg(long, default_value_t = 64)]
     pub s3_connections: u32,
+    /// Keys per ListObjectsV2 page asked for (max-keys; S3 allows 1 to
+    /// 1000). Smaller pages measure pagination.
+    #[arg(long, default_value_t = limits::S3_LIST_KEYS_PER_PAGE_MAX)]
+    pub s3_list_keys: u32,
     /// NFS connections; each carries one call at a time, so this bounds
     /// NFS calls in flight.
     #[arg(long, default_value_t = 8)]
@@ -133,6 +137,12 @@ impl RunArgs {
         if self.s3_connections == 0 || self.s3_connections > limits::S3_CONNECTIONS_MAX {
             return Err(BenchError::Invalid(format!("--s3-connections outside 1..={}", limits::S3_CONNECTIONS_MAX)));
         }
+        if self.s3_list_keys == 0 || self.s3_list_keys > limits::S3_LIST_KEYS_PER_PAGE_MAX {
+            return Err(BenchError::Invalid(format!(
+                "--s3-list-keys outside 1..={}",
+                limits::S3_LIST_KEYS_PER_PAGE_MAX
+            )));
+        }
         if self.nfs_connections == 0 || self.nfs_connections > limits::NFS_CONNECTIONS_MAX {
             return Err(BenchError::Invalid(format!("--nfs-connections outside 1..={}", limits::NFS_CONNECTIONS_MAX)));
         }
@@ -142,6 +152,7 @@ impl RunArgs {
             secret_key: self.secret_key.clone(),
             region: self.region.clone(),
             s3_connections: self.s3_connections,
+            s3_list_keys: self.s3_list_keys,
             nfs_connections: self.nfs_connections,
             nfs_uid: self.nfs_uid,
             nfs_gid: self.nfs_gid,

@@ -39,8 +39,8 @@ pub const PART_BYTES: u64 = 8 << 20;
 pub const PARTS_IN_FLIGHT_MAX: usize = 4;
 /// S3 caps an object at 10,000 parts.
 pub const S3_PARTS_MAX: u64 = 10_000;
-/// Keys per ListObjectsV2 page asked for (the S3 maximum).
-pub const S3_LIST_KEYS_PER_PAGE: u32 = 1000;
+/// Keys per ListObjectsV2 page at most (the S3 maximum, and the default).
+pub const S3_LIST_KEYS_PER_PAGE_MAX: u32 = 1000;
 /// Connections to an S3 endpoint (`--s3-connections`).
 pub const S3_CONNECTIONS_MAX: u32 = 1024;
 /// An S3 error body kept for the error message.

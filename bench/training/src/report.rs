@@ -201,8 +201,19 @@ pub fn results_table(rows: &[Row]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<11} {:<8} {:<40} {:>10} {:>10} {:>9} {:>9} {:>9} {:>7} {:>5} {:>7}",
-        "workload", "phase", "target", "ops/s", "MiB/s", "p50 ms", "p99 ms", "p99.9 ms", "AU %", "pass", "x first"
+        "{:<11} {:<8} {:<40} {:>10} {:>10} {:>9} {:>9} {:>9} {:>10} {:>7} {:>5} {:>7}",
+        "workload",
+        "phase",
+        "target",
+        "ops/s",
+        "MiB/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "compute ms",
+        "AU %",
+        "pass",
+        "x first"
     );
     for r in rows {
         let au = r.au_pct.map_or("-".to_string(), |a| format!("{a:.1}"));
@@ -212,7 +223,7 @@ pub fn results_table(rows: &[Row]) -> String {
             if r.target.len() > 40 { format!("...{}", &r.target[r.target.len() - 37..]) } else { r.target.clone() };
         let _ = writeln!(
             s,
-            "{:<11} {:<8} {:<40} {:>10.1} {:>10.1} {:>9} {:>9} {:>9} {:>7} {:>5} {:>7}",
+            "{:<11} {:<8} {:<40} {:>10.1} {:>10.1} {:>9} {:>9} {:>9} {:>10} {:>7} {:>5} {:>7}",
             r.workload,
             r.phase,
             target,
@@ -221,6 +232,7 @@ pub fn results_table(rows: &[Row]) -> String {
             ms(r.latency_us_p50),
             ms(r.latency_us_p99),
             ms(r.latency_us_p999),
+            if r.au_pct.is_some() { format!("{}", r.compute_ms) } else { "-".into() },
             au,
             pass,
             ratio

@@ -100,15 +100,15 @@ fn record(h: &mut Histogram<u64>, d: Duration) {
 }
 
 fn bar(show: bool, total: u64, label: String) -> ProgressBar {
+    bar_with(show, total, label, "{prefix:40} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+}
+
+fn bar_with(show: bool, total: u64, label: String, template: &str) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
     let b = ProgressBar::new(total);
-    b.set_style(
-        ProgressStyle::with_template("{prefix:40} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    b.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
     b.set_prefix(label);
     b
 }
@@ -167,10 +167,13 @@ async fn check_manifest(target: &Arc<dyn Target>, w: &Workload, seed: u64) -> Re
     let size = target.stat(&path).await.map_err(|e| err(format!("no manifest ({e})")))?;
     let raw = target.read(&path, 0, size).await?;
     let m: Manifest = serde_json::from_slice(&raw).map_err(|e| err(format!("bad manifest: {e}")))?;
-    if m.version != MANIFEST_VERSION || m.seed != seed || m.workload != *w {
+    // Only what defines the bytes matters: file names and sizes and the
+    // seed. Batch size, compute time, read threads and reads per epoch may
+    // differ between prepare and run.
+    if m.version != MANIFEST_VERSION || m.seed != seed || m.workload.layout() != w.layout() {
         return Err(err(format!(
-            "prepared with seed {} and {:?}, this run wants seed {seed} and {:?}",
-            m.seed, m.workload.scaled, w.scaled
+            "prepared with seed {} and {} files of {} bytes, this run wants seed {seed} and {} files of {} bytes",
+            m.seed, m.workload.scaled.files, m.workload.scaled.file_bytes, w.scaled.files, w.scaled.file_bytes
         )));
     }
     Ok(())
@@ -439,8 +442,12 @@ async fn metadata(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -> 
     let n = got.len() as u64;
     let mut rows = vec![Row::new(w.kind, "list", target.url(), n, 0, start.elapsed(), &hist, 1, opts)];
     let workers = opts.workers.unwrap_or(16);
-    let pb = bar(opts.progress, 0, format!("metadata stat {}", target.url()));
-    pb.set_length(n);
+    let pb = bar_with(
+        opts.progress,
+        n,
+        format!("metadata stat {}", target.url()),
+        "{prefix:40} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+    );
     let start = Instant::now();
     let mut hist = new_histogram();
     let stats = layout.into_iter().map(|f| {

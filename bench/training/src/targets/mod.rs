@@ -120,6 +120,8 @@ pub struct TargetOptions {
     pub region: String,
     /// S3 connections (and requests in flight) at most.
     pub s3_connections: u32,
+    /// ListObjectsV2 page size (max-keys).
+    pub s3_list_keys: u32,
     /// NFS connections (each carries one call at a time).
     pub nfs_connections: u32,
     /// uid of the NFS AUTH_SYS credential.

@@ -54,6 +54,7 @@ struct Inner {
     access_key: String,
     secret_key: String,
     region: String,
+    list_keys: u32,
     client: Client<HttpConnector, Full<Bytes>>,
     in_flight: Semaphore,
 }
@@ -97,6 +98,7 @@ impl S3Target {
                 access_key,
                 secret_key,
                 region: opts.region.clone(),
+                list_keys: opts.s3_list_keys,
                 client,
                 in_flight: Semaphore::new(opts.s3_connections as usize),
             }),
@@ -325,7 +327,7 @@ impl Target for S3Target {
     fn list<'a>(&'a self, dir: &'a str) -> BoxFuture<'a, Vec<Entry>> {
         Box::pin(async move {
             let prefix = format!("{}{dir}/", self.inner.prefix);
-            let max = limits::S3_LIST_KEYS_PER_PAGE.to_string();
+            let max = self.inner.list_keys.to_string();
             let mut token: Option<String> = None;
             let mut out = Vec::new();
             loop {
