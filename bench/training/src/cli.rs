@@ -91,7 +91,7 @@ pub struct RunArgs {
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     pub region: String,
     /// S3 connections (and requests in flight) at most.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = limits::S3_CONNECTIONS_DEFAULT)]
     pub s3_connections: u32,
     /// Keys per ListObjectsV2 page asked for (max-keys; S3 allows 1 to
     /// 1000). Smaller pages measure pagination.
@@ -99,7 +99,7 @@ pub struct RunArgs {
     pub s3_list_keys: u32,
     /// NFS connections; each carries one call at a time, so this bounds
     /// NFS calls in flight.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = limits::NFS_CONNECTIONS_DEFAULT)]
     pub nfs_connections: u32,
     /// uid of the NFS AUTH_SYS credential.
     #[arg(long, default_value_t = 0)]

@@ -24,6 +24,11 @@ pub const INDEXED_READS_PER_EPOCH_MAX: u64 = 100_000_000;
 pub const ACCELERATORS_MAX: u32 = 4096;
 /// Concurrent reads per accelerator (`--workers`).
 pub const WORKERS_MAX: u32 = 1024;
+/// Requests in flight for prepare and metadata stats when `--workers` is
+/// not given.
+pub const WORKERS_DEFAULT: u32 = 16;
+/// Parts each checkpoint reader has in flight when `--workers` is not given.
+pub const CHECKPOINT_READ_PARTS_IN_FLIGHT_DEFAULT: u32 = 4;
 /// Batches a simulated data loader may read ahead of its accelerator
 /// (DLIO's `prefetch_size`).
 pub const PREFETCH_BATCHES: usize = 2;
@@ -41,10 +46,14 @@ pub const PARTS_IN_FLIGHT_MAX: usize = 4;
 pub const S3_PARTS_MAX: u64 = 10_000;
 /// Keys per ListObjectsV2 page at most (the S3 maximum, and the default).
 pub const S3_LIST_KEYS_PER_PAGE_MAX: u32 = 1000;
+/// Default `--s3-connections`.
+pub const S3_CONNECTIONS_DEFAULT: u32 = 64;
 /// Connections to an S3 endpoint (`--s3-connections`).
 pub const S3_CONNECTIONS_MAX: u32 = 1024;
 /// An S3 error body kept for the error message.
 pub const S3_ERROR_BODY_BYTES_MAX: usize = 512;
+/// Default `--nfs-connections`.
+pub const NFS_CONNECTIONS_DEFAULT: u32 = 8;
 /// Connections to an NFS server (`--nfs-connections`).
 pub const NFS_CONNECTIONS_MAX: u32 = 256;
 /// An NFS READ or WRITE carries at most this much, whatever the server's

@@ -121,7 +121,7 @@ pub async fn prepare(target: &Arc<dyn Target>, workloads: &[Workload], opts: &Ru
     let mut rows = Vec::new();
     for w in workloads.iter().filter(|w| w.kind != Kind::Checkpoint) {
         let layout = w.layout();
-        let workers = opts.workers.unwrap_or(16);
+        let workers = opts.workers.unwrap_or(limits::WORKERS_DEFAULT);
         let total: u64 = layout.iter().map(|f| f.bytes).sum();
         let pb = bar(opts.progress, total, format!("prepare {} {}", w.kind.name(), target.url()));
         let start = Instant::now();
@@ -387,7 +387,7 @@ async fn checkpoint(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -
     let mut rows = vec![Row::new(w.kind, "write", target.url(), u64::from(n), total, start.elapsed(), &hist, n, opts)];
     // Restore: every reader streams its file in parts, `workers` parts in
     // flight per reader; latency is per part.
-    let workers = opts.workers.unwrap_or(4);
+    let workers = opts.workers.unwrap_or(limits::CHECKPOINT_READ_PARTS_IN_FLIGHT_DEFAULT);
     let pb = bar(opts.progress, total, format!("checkpoint read {}", target.url()));
     let start = Instant::now();
     let mut reads = Vec::new();
@@ -416,6 +416,11 @@ async fn checkpoint(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -
     pb.finish_and_clear();
     let parts = hist.len();
     rows.push(Row::new(w.kind, "read", target.url(), parts, total, start.elapsed(), &hist, n * workers, opts));
+    // Not measured: a full-size checkpoint is 105 GB, too much to leave
+    // behind on every run.
+    for f in &layout {
+        target.delete(&f.path).await?;
+    }
     Ok(rows)
 }
 
@@ -441,7 +446,7 @@ async fn metadata(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -> 
     }
     let n = got.len() as u64;
     let mut rows = vec![Row::new(w.kind, "list", target.url(), n, 0, start.elapsed(), &hist, 1, opts)];
-    let workers = opts.workers.unwrap_or(16);
+    let workers = opts.workers.unwrap_or(limits::WORKERS_DEFAULT);
     let pb = bar_with(
         opts.progress,
         n,

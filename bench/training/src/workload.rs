@@ -31,7 +31,8 @@ pub enum Kind {
     /// files (an indexed dataset, as LLM pre-training uses).
     Indexed,
     /// Checkpoint: N writers each write one large file (S3 multipart or
-    /// write+fsync), then restore by reading them back.
+    /// write+fsync), then restore by reading them back; the files are
+    /// deleted afterwards.
     Checkpoint,
     /// List and stat every file of a many-small-files dataset.
     Metadata,

@@ -122,8 +122,16 @@ impl NfsTarget {
 }
 
 impl Inner {
+    /// A free connection if there is one (starting round-robin), else
+    /// the next one in turn, waited for.
     async fn conn(&self) -> tokio::sync::MutexGuard<'_, Conn> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        let n = self.conns.len();
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        for k in 0..n {
+            if let Ok(g) = self.conns[(i + k) % n].try_lock() {
+                return g;
+            }
+        }
         self.conns[i].lock().await
     }
 
