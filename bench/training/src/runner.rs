@@ -8,9 +8,13 @@
 //! Accelerator utilisation (AU) = compute time / wall time, skipping the
 //! first step of each epoch (whose wait is the pipeline filling), averaged
 //! over accelerators.
+//!
+//! Time is tokio's clock, so tests run the simulation with paused time.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -478,4 +482,106 @@ async fn metadata(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -> 
     pb.finish_and_clear();
     rows.push(Row::new(w.kind, "stat", target.url(), n, 0, start.elapsed(), &hist, workers, opts));
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::targets::{BoxFuture, Entry};
+    use crate::workload::Scaling;
+
+    /// A target that serves the pattern after a fixed delay per read.
+    struct SlowTarget {
+        seed: u64,
+        read_delay: Duration,
+    }
+
+    impl Target for SlowTarget {
+        fn url(&self) -> &str {
+            "mem://slow"
+        }
+        fn prepare_root(&self) -> BoxFuture<'_, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn write<'a>(&'a self, _: &'a str, _: Content, _: bool) -> BoxFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn read<'a>(&'a self, path: &'a str, offset: u64, len: u64) -> BoxFuture<'a, Bytes> {
+            Box::pin(async move {
+                tokio::time::sleep(self.read_delay).await;
+                let key = pattern::content_key(self.seed, path);
+                Ok(Bytes::from(pattern::bytes_at(key, offset, len as usize)))
+            })
+        }
+        fn list<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Vec<Entry>> {
+            Box::pin(async { Ok(vec![]) })
+        }
+        fn stat<'a>(&'a self, _: &'a str) -> BoxFuture<'a, u64> {
+            Box::pin(async { Ok(0) })
+        }
+        fn delete<'a>(&'a self, _: &'a str) -> BoxFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    async fn au(read_ms: u64, compute_ms: f64, workers: u32, accelerators: u32) -> Row {
+        let s = Scaling { scale: 0.0001, sample_scale: 0.001, accelerators };
+        let w = Workload::new(Kind::Cosmoflow, &s).unwrap(); // 52 files, batch 1
+        let t: Arc<dyn Target> = Arc::new(SlowTarget { seed: 3, read_delay: Duration::from_millis(read_ms) });
+        let opts = RunOptions {
+            seed: 3,
+            accelerators,
+            workers: Some(workers),
+            compute_ms: Some(compute_ms),
+            epochs: 2,
+            verify: true,
+            progress: false,
+        };
+        training(&t, &w, &opts).await.unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn au_is_one_when_storage_keeps_up() {
+        // Four reads of 10 ms in flight deliver a sample every 2.5 ms; the
+        // accelerator needs one every 4 ms.
+        let r = au(10, 4.0, 4, 1).await;
+        let a = r.au_pct.unwrap();
+        assert!(a > 99.0, "AU {a}");
+        assert_eq!(r.au_pass, Some(true));
+        assert_eq!(r.ops, 2 * 52, "two epochs of every sample");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn au_is_compute_over_step_time_when_storage_is_slow() {
+        // One read of 10 ms at a time: a step takes 10 ms, 4 of them compute.
+        let r = au(10, 4.0, 1, 1).await;
+        let a = r.au_pct.unwrap();
+        assert!((a - 40.0).abs() < 1.0, "AU {a}");
+        assert_eq!(r.au_pass, Some(false), "cosmoflow's bar is 70%");
+        assert!((r.latency_us_p50 as f64 - 10_000.0).abs() < 50.0, "p50 {}", r.latency_us_p50);
+        // Two accelerators with a loader each: the same per accelerator.
+        let r = au(10, 4.0, 1, 2).await;
+        assert!((r.au_pct.unwrap() - 40.0).abs() < 1.0, "AU {:?}", r.au_pct);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wrong_byte_fails_the_run() {
+        let s = Scaling { scale: 0.0001, sample_scale: 0.001, accelerators: 1 };
+        let w = Workload::new(Kind::Cosmoflow, &s).unwrap();
+        // The target serves seed 3's bytes; the run expects seed 4's.
+        let t: Arc<dyn Target> = Arc::new(SlowTarget { seed: 3, read_delay: Duration::ZERO });
+        let opts = RunOptions {
+            seed: 4,
+            accelerators: 1,
+            workers: Some(2),
+            compute_ms: Some(0.0),
+            epochs: 1,
+            verify: true,
+            progress: false,
+        };
+        match training(&t, &w, &opts).await {
+            Err(BenchError::Mismatch { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }
