@@ -9,7 +9,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::runner::RunOptions;
+use crate::limits;
 use crate::workload::{Kind, Scaling, Workload};
 use crate::{BenchError, Result};
 
@@ -75,7 +75,8 @@ impl Row {
         elapsed: Duration,
         hist: &Histogram<u64>,
         workers: u32,
-        opts: &RunOptions,
+        accelerators: u32,
+        verified: bool,
     ) -> Row {
         let s = elapsed.as_secs_f64().max(1e-9);
         Row {
@@ -91,13 +92,13 @@ impl Row {
             latency_us_p99: hist.value_at_quantile(0.99),
             latency_us_p999: hist.value_at_quantile(0.999),
             latency_us_max: hist.max(),
-            accelerators: opts.accelerators,
+            accelerators,
             workers,
             compute_ms: 0.0,
             au_pct: None,
             au_threshold_pct: None,
             au_pass: None,
-            verified: opts.verify,
+            verified,
             ratio_vs_first: None,
         }
     }
@@ -109,6 +110,11 @@ impl Row {
             self.ops_per_s
         }
     }
+}
+
+/// A latency histogram in microseconds.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, limits::LATENCY_US_MAX, limits::LATENCY_SIGFIGS).expect("valid histogram bounds")
 }
 
 /// Fills `ratio_vs_first`: each row against the row of the first target
@@ -315,18 +321,9 @@ mod tests {
     use super::*;
 
     fn row(target: &str, mib: f64) -> Row {
-        let opts = RunOptions {
-            seed: 1,
-            accelerators: 1,
-            workers: None,
-            compute_ms: None,
-            epochs: 1,
-            verify: true,
-            progress: false,
-        };
-        let mut h = crate::runner::new_histogram();
+        let mut h = new_histogram();
         h.record(1000).unwrap();
-        let mut r = Row::new(Kind::Unet3d, "train", target, 10, 1 << 20, Duration::from_secs(1), &h, 4, &opts);
+        let mut r = Row::new(Kind::Unet3d, "train", target, 10, 1 << 20, Duration::from_secs(1), &h, 4, 1, true);
         r.mib_per_s = mib;
         r
     }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits;
 use crate::pattern;
-use crate::report::Row;
+use crate::report::{new_histogram, Row};
 use crate::targets::{Content, Target};
 use crate::workload::{FileSpec, Kind, Workload};
 use crate::{BenchError, Result};
@@ -93,11 +93,6 @@ fn manifest_path(kind: Kind) -> String {
     format!("{}.manifest.json", kind.name())
 }
 
-/// A latency histogram in microseconds.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, limits::LATENCY_US_MAX, limits::LATENCY_SIGFIGS).expect("valid histogram bounds")
-}
-
 fn record(h: &mut Histogram<u64>, d: Duration) {
     let us = (d.as_micros() as u64).clamp(1, limits::LATENCY_US_MAX);
     h.record(us).expect("clamped into the histogram's range");
@@ -152,7 +147,18 @@ pub async fn prepare(target: &Arc<dyn Target>, workloads: &[Workload], opts: &Ru
         let manifest = Manifest { version: MANIFEST_VERSION, seed: opts.seed, workload: w.clone() };
         let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
         target.write(&manifest_path(w.kind), Content::Literal(Bytes::from(json)), true).await?;
-        rows.push(Row::new(w.kind, "prepare", target.url(), ops, total, start.elapsed(), &hist, workers, opts));
+        rows.push(Row::new(
+            w.kind,
+            "prepare",
+            target.url(),
+            ops,
+            total,
+            start.elapsed(),
+            &hist,
+            workers,
+            opts.accelerators,
+            opts.verify,
+        ));
     }
     Ok(rows)
 }
@@ -286,7 +292,18 @@ async fn training(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -> 
             aus.push(100.0 * r.compute.as_secs_f64() / r.wall.as_secs_f64());
         }
     }
-    let mut row = Row::new(w.kind, "train", target.url(), samples, bytes, elapsed, &hist, workers, opts);
+    let mut row = Row::new(
+        w.kind,
+        "train",
+        target.url(),
+        samples,
+        bytes,
+        elapsed,
+        &hist,
+        workers,
+        opts.accelerators,
+        opts.verify,
+    );
     row.compute_ms = compute.as_secs_f64() * 1000.0;
     if !aus.is_empty() {
         let au = aus.iter().sum::<f64>() / aus.len() as f64;
@@ -388,7 +405,18 @@ async fn checkpoint(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -
         record(&mut hist, joined(task.await)?);
     }
     pb.finish_and_clear();
-    let mut rows = vec![Row::new(w.kind, "write", target.url(), u64::from(n), total, start.elapsed(), &hist, n, opts)];
+    let mut rows = vec![Row::new(
+        w.kind,
+        "write",
+        target.url(),
+        u64::from(n),
+        total,
+        start.elapsed(),
+        &hist,
+        n,
+        opts.accelerators,
+        opts.verify,
+    )];
     // Restore: every reader streams its file in parts, `workers` parts in
     // flight per reader; latency is per part.
     let workers = opts.workers.unwrap_or(limits::CHECKPOINT_READ_PARTS_IN_FLIGHT_DEFAULT);
@@ -419,7 +447,18 @@ async fn checkpoint(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -
     }
     pb.finish_and_clear();
     let parts = hist.len();
-    rows.push(Row::new(w.kind, "read", target.url(), parts, total, start.elapsed(), &hist, n * workers, opts));
+    rows.push(Row::new(
+        w.kind,
+        "read",
+        target.url(),
+        parts,
+        total,
+        start.elapsed(),
+        &hist,
+        n * workers,
+        opts.accelerators,
+        opts.verify,
+    ));
     // Not measured: a full-size checkpoint is 105 GB, too much to leave
     // behind on every run.
     for f in &layout {
@@ -449,7 +488,8 @@ async fn metadata(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -> 
         });
     }
     let n = got.len() as u64;
-    let mut rows = vec![Row::new(w.kind, "list", target.url(), n, 0, start.elapsed(), &hist, 1, opts)];
+    let mut rows =
+        vec![Row::new(w.kind, "list", target.url(), n, 0, start.elapsed(), &hist, 1, opts.accelerators, opts.verify)];
     let workers = opts.workers.unwrap_or(limits::WORKERS_DEFAULT);
     let pb = bar_with(
         opts.progress,
@@ -480,7 +520,18 @@ async fn metadata(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -> 
         pb.inc(1);
     }
     pb.finish_and_clear();
-    rows.push(Row::new(w.kind, "stat", target.url(), n, 0, start.elapsed(), &hist, workers, opts));
+    rows.push(Row::new(
+        w.kind,
+        "stat",
+        target.url(),
+        n,
+        0,
+        start.elapsed(),
+        &hist,
+        workers,
+        opts.accelerators,
+        opts.verify,
+    ));
     Ok(rows)
 }
 
