@@ -36,6 +36,11 @@ enum Cmd {
     /// optionally repair it; exits 0 when clean, 1 on damage, 3 when it
     /// cannot run.
     Fsck(fsck::FsckArgs),
+    /// Training-pattern storage benchmark: prepare a dataset, replay
+    /// MLPerf Storage-like I/O against file://, s3:// and nfs:// targets
+    /// with simulated accelerators, report side by side.
+    #[command(subcommand)]
+    Bench(training_bench::cli::BenchCmd),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::User(cmd) => manage::user(cmd),
         Cmd::Bucket(cmd) => manage::bucket(cmd),
         Cmd::Fsck(args) => std::process::exit(fsck::main(args)),
+        Cmd::Bench(cmd) => Ok(training_bench::cli::main(cmd)?),
     }
 }
 

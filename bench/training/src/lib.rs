@@ -1,0 +1,30 @@
+//! Training-pattern storage benchmark (issue #14).
+//!
+//! Generates MLPerf Storage-like datasets, replays training I/O patterns
+//! against any mix of `file://`, `s3://` and `nfs://` targets with the same
+//! seed, simulates accelerators (DLIO's accelerator utilisation), and
+//! reports side by side. The gateway binary wires it in as `gateway bench`;
+//! the server's crates carry none of this client code.
+//!
+//! Code map:
+//! - [`workload`]: real MLPerf parameters, scaling, dataset layout, epoch
+//!   plans (shuffles, batches, record offsets);
+//! - [`pattern`]: the seeded generator and the content of every byte;
+//! - [`targets`]: the [`targets::Target`] trait and its file, S3 and NFS
+//!   implementations;
+//! - [`runner`]: prepare, the accelerator simulation, checkpoint and
+//!   metadata phases;
+//! - [`report`]: rows, ratios, the terminal table, JSON and CSV;
+//! - [`cli`]: `prepare`, `run`, `report`;
+//! - [`limits`]: every size and count.
+
+pub mod cli;
+mod error;
+pub mod limits;
+pub mod pattern;
+pub mod report;
+pub mod runner;
+pub mod targets;
+pub mod workload;
+
+pub use error::{BenchError, Result};

@@ -1,0 +1,224 @@
+//! `gateway bench` end to end at a tiny scale: a real gateway on loopback
+//! ports, then `bench prepare` and `bench run` of every workload against a
+//! directory, the gateway over S3 and the gateway over NFS. The runner
+//! checks every byte it reads against the seeded pattern (a mismatch fails
+//! the run); the test also checks a file written by prepare directly, that
+//! a corrupted byte is caught, and that the JSON and CSV parse.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const ACCESS_KEY: &str = "AKBENCH";
+const SECRET_KEY: &str = "bench-secret-8f3kQ";
+const BUCKET: &str = "bench";
+const SEED: &str = "7";
+
+/// The gateway process; killed when dropped.
+struct Gateway {
+    child: Child,
+    s3: SocketAddr,
+    nfs: SocketAddr,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn addr_after(lines: &[String], prefix: &str) -> Option<SocketAddr> {
+    let line = lines.iter().find(|l| l.starts_with(prefix))?;
+    let rest = line[prefix.len()..].trim_start_matches("http://");
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+fn gateway() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gateway"))
+}
+
+fn start(dir: &Path) -> Gateway {
+    let data = dir.join("data");
+    let out = gateway().args(["bucket", "create", BUCKET, "--data-dir"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "bucket create: {}", String::from_utf8_lossy(&out.stderr));
+    let config = dir.join("gateway.toml");
+    std::fs::write(&config, "[nfs_export_defaults]\nsquash = \"none\"\n").unwrap();
+    let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
+    let mut child = gateway()
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .args(["--s3-listen", "127.0.0.1:0", "--nfs-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(&config)
+        .env("GATEWAY_ACCESS_KEY", ACCESS_KEY)
+        .env("GATEWAY_SECRET_KEY", SECRET_KEY)
+        .env("GATEWAY_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("start the gateway binary");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lines.iter().any(|l: &String| l.starts_with("NFS listening on ")) {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) => lines.push(l),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "gateway did not start: {lines:?} {}",
+                    std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
+                );
+            }
+        }
+    }
+    Gateway {
+        s3: addr_after(&lines, "S3 listening on ").expect("S3 address"),
+        nfs: addr_after(&lines, "NFS listening on ").expect("NFS address"),
+        child,
+    }
+}
+
+/// `gateway bench <cmd> <targets> <tiny options>`.
+fn bench(gw: &Gateway, cmd: &str, targets: &[String], extra: &[&str], out: &Path) -> Output {
+    let scale = if extra.contains(&"--scale") { &[][..] } else { &["--scale", "0.0002"][..] };
+    let o = gateway()
+        .args(["bench", cmd])
+        .args(targets)
+        .args(scale)
+        .args(["--seed", SEED, "--sample-scale", "0.001", "--accelerators", "2"])
+        .args(["--workers", "4", "--compute-ms", "1", "--nfs-connections", "4", "--s3-list-keys", "40", "--quiet"])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .arg("--endpoint")
+        .arg(format!("http://{}", gw.s3))
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .output()
+        .unwrap();
+    eprintln!("--- bench {cmd} stdout\n{}", String::from_utf8_lossy(&o.stdout));
+    eprintln!("--- bench {cmd} stderr\n{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+fn check_results(out: &Path, targets: &[String], phases: &[(&str, &str)]) {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    for (w, p) in phases {
+        for t in targets {
+            let r = rows
+                .iter()
+                .find(|r| r["workload"] == *w && r["phase"] == *p && r["target"] == t.as_str())
+                .unwrap_or_else(|| panic!("no row {w}/{p}/{t}"));
+            assert!(r["ops"].as_u64().unwrap() > 0, "{r}");
+            assert_eq!(r["verified"], true);
+            assert!(r["ratio_vs_first"].as_f64().is_some(), "{r}");
+            if *p == "train" {
+                let au = r["au_pct"].as_f64().unwrap();
+                assert!(au > 0.0 && au <= 100.5, "{r}");
+            }
+        }
+    }
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[0], "workload");
+    let body: Vec<&str> = lines.collect();
+    assert_eq!(body.len(), rows.len());
+    for l in body {
+        assert_eq!(l.split(',').count(), header.len(), "{l}");
+    }
+}
+
+#[test]
+fn prepare_and_run_every_workload_on_file_s3_and_nfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path());
+    let local = dir.path().join("local");
+    let targets = vec![
+        format!("file://{}", local.display()),
+        format!("s3://{BUCKET}/s3run"),
+        format!("nfs://127.0.0.1:{}/{BUCKET}/nfsrun", gw.nfs.port()),
+    ];
+    let t0 = Instant::now();
+    let o = bench(&gw, "prepare", &targets, &[], &dir.path().join("prep"));
+    assert!(o.status.success(), "prepare failed");
+    check_results(
+        &dir.path().join("prep"),
+        &targets,
+        &[("unet3d", "prepare"), ("resnet50", "prepare"), ("metadata", "prepare")],
+    );
+    // A prepared file holds exactly the pattern's bytes.
+    let f = "cosmoflow/univ_0000003.tfrecord";
+    let bytes = std::fs::read(local.join(f)).unwrap();
+    let key = training_bench::pattern::content_key(SEED.parse().unwrap(), f);
+    assert!(!bytes.is_empty());
+    assert_eq!(training_bench::pattern::first_mismatch(key, 0, &bytes), None);
+
+    let run_out = dir.path().join("run");
+    let o = bench(&gw, "run", &targets, &[], &run_out);
+    assert!(o.status.success(), "run failed");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("x first") && stdout.contains("real") && stdout.contains("scaled"), "{stdout}");
+    check_results(
+        &run_out,
+        &targets,
+        &[
+            ("unet3d", "train"),
+            ("resnet50", "train"),
+            ("cosmoflow", "train"),
+            ("shards", "train"),
+            ("indexed", "train"),
+            ("checkpoint", "write"),
+            ("checkpoint", "read"),
+            ("metadata", "list"),
+            ("metadata", "stat"),
+        ],
+    );
+    // Checkpoint files above one part: S3 multipart (two parts), NFS
+    // writes spread over the connections, then COMMIT.
+    let o = bench(&gw, "run", &targets[1..], &["-w", "checkpoint", "--scale", "0.0007"], &dir.path().join("mp"));
+    assert!(o.status.success(), "multipart checkpoint failed");
+    check_results(&dir.path().join("mp"), &targets[1..], &[("checkpoint", "write"), ("checkpoint", "read")]);
+    // `bench report` prints the same table from the files.
+    let r = gateway().args(["bench", "report"]).arg(&run_out).output().unwrap();
+    assert!(r.status.success());
+    assert!(String::from_utf8_lossy(&r.stdout).contains("checkpoint"));
+
+    // The check is real: one flipped byte fails the run.
+    let mut bad = bytes.clone();
+    bad[bytes.len() / 2] ^= 0x20;
+    std::fs::write(local.join(f), &bad).unwrap();
+    let o = bench(&gw, "run", &targets[..1], &["-w", "cosmoflow"], &dir.path().join("bad"));
+    assert!(!o.status.success(), "a corrupted byte went unnoticed");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("verification failed"));
+    // A run with another seed refuses the dataset.
+    std::fs::write(local.join(f), &bytes).unwrap();
+    let o = gateway()
+        .args(["bench", "run"])
+        .arg(&targets[0])
+        .args(["-w", "cosmoflow", "--seed", "8", "--scale", "0.0002", "--sample-scale", "0.001", "--quiet"])
+        .arg("--out")
+        .arg(dir.path().join("seed"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("prepare"), "{}", String::from_utf8_lossy(&o.stderr));
+    eprintln!("end to end in {:?}", t0.elapsed());
+}
