@@ -196,11 +196,10 @@ impl Inner {
     async fn multipart(self: &Arc<Self>, key: &str, content: Content) -> Result<()> {
         let r = self.send("CreateMultipartUpload", "POST", key, &[("uploads", "")], &[], Bytes::new()).await?;
         let r = self.check("CreateMultipartUpload", key, r, &[200])?;
-        let upload_id = xml_values(&r.body, "UploadId").into_iter().next().ok_or_else(|| BenchError::S3 {
-            op: "CreateMultipartUpload",
-            key: key.into(),
-            why: "no UploadId".into(),
-        })?;
+        let upload_id =
+            xml_values(&r.body, "UploadId", "CreateMultipartUpload", key)?.into_iter().next().ok_or_else(|| {
+                BenchError::S3 { op: "CreateMultipartUpload", key: key.into(), why: "no UploadId".into() }
+            })?;
         let parts = content.len().div_ceil(limits::PART_BYTES);
         assert!(parts <= limits::S3_PARTS_MAX, "checked when the workload was scaled");
         let uploads = (0..parts).map(|i| {
@@ -250,29 +249,41 @@ impl Inner {
     }
 }
 
-/// The texts of every `<tag>...</tag>` in an XML body, unescaped. The
-/// replies read here (ListObjectsV2, CreateMultipartUpload) are flat
-/// enough that this needs no XML parser.
-fn xml_values(body: &[u8], tag: &str) -> Vec<String> {
-    let text = String::from_utf8_lossy(body);
-    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+/// The texts of every `<tag>` element of an S3 reply, unescaped, in order
+/// (quick-xml's reader: entities, CDATA and attributes handled as XML says).
+/// A reply that is not well-formed XML is an error naming `op` and `key`.
+fn xml_values(body: &[u8], tag: &str, op: &'static str, key: &str) -> Result<Vec<String>> {
+    use quick_xml::events::Event;
+    let bad = |why: String| BenchError::S3 { op, key: key.into(), why };
+    let mut reader = quick_xml::Reader::from_reader(body);
     let mut out = Vec::new();
-    let mut rest = &text[..];
-    while let Some(i) = rest.find(&open) {
-        rest = &rest[i + open.len()..];
-        let Some(j) = rest.find(&close) else { break };
-        out.push(xml_unescape(&rest[..j]));
-        rest = &rest[j + close.len()..];
+    let mut inside: Option<String> = None;
+    loop {
+        match reader.read_event().map_err(|e| bad(format!("reply is not XML: {e}")))? {
+            Event::Start(e) if e.local_name().as_ref() == tag.as_bytes() => inside = Some(String::new()),
+            Event::Text(t) => {
+                if let Some(v) = inside.as_mut() {
+                    v.push_str(&t.unescape().map_err(|e| bad(format!("reply is not XML: {e}")))?);
+                }
+            }
+            Event::CData(t) => {
+                if let Some(v) = inside.as_mut() {
+                    v.push_str(&String::from_utf8_lossy(&t.into_inner()));
+                }
+            }
+            Event::End(e) if e.local_name().as_ref() == tag.as_bytes() => {
+                out.extend(inside.take());
+            }
+            Event::Empty(e) if e.local_name().as_ref() == tag.as_bytes() => out.push(String::new()),
+            Event::Eof => break,
+            _ => {}
+        }
     }
-    out
-}
-
-fn xml_unescape(s: &str) -> String {
-    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+    Ok(out)
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    quick_xml::escape::escape(s).into_owned()
 }
 
 impl Target for S3Target {
@@ -342,8 +353,8 @@ impl Target for S3Target {
                 }
                 let r = self.inner.send("ListObjectsV2", "GET", "", &q, &[], Bytes::new()).await?;
                 let r = self.inner.check("ListObjectsV2", &prefix, r, &[200])?;
-                let keys = xml_values(&r.body, "Key");
-                let sizes = xml_values(&r.body, "Size");
+                let keys = xml_values(&r.body, "Key", "ListObjectsV2", &prefix)?;
+                let sizes = xml_values(&r.body, "Size", "ListObjectsV2", &prefix)?;
                 if keys.len() != sizes.len() {
                     return Err(BenchError::S3 {
                         op: "ListObjectsV2",
@@ -359,8 +370,9 @@ impl Target for S3Target {
                     })?;
                     out.push(Entry { name: k[prefix.len().min(k.len())..].to_string(), bytes });
                 }
-                let truncated = xml_values(&r.body, "IsTruncated").first().is_some_and(|v| v == "true");
-                token = xml_values(&r.body, "NextContinuationToken").into_iter().next();
+                let truncated =
+                    xml_values(&r.body, "IsTruncated", "ListObjectsV2", &prefix)?.first().is_some_and(|v| v == "true");
+                token = xml_values(&r.body, "NextContinuationToken", "ListObjectsV2", &prefix)?.into_iter().next();
                 if !truncated || token.is_none() {
                     break;
                 }
@@ -398,9 +410,14 @@ mod tests {
     #[test]
     fn xml_values_reads_list_replies() {
         let body = b"<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>a/b&amp;c</Key><Size>12</Size></Contents><Contents><Key>a/d</Key><Size>0</Size></Contents><NextContinuationToken>t+/=</NextContinuationToken></ListBucketResult>";
-        assert_eq!(xml_values(body, "Key"), vec!["a/b&c", "a/d"]);
-        assert_eq!(xml_values(body, "Size"), vec!["12", "0"]);
-        assert_eq!(xml_values(body, "NextContinuationToken"), vec!["t+/="]);
-        assert_eq!(xml_values(body, "UploadId"), Vec::<String>::new());
+        let v = |tag| xml_values(body, tag, "ListObjectsV2", "p").unwrap();
+        assert_eq!(v("Key"), vec!["a/b&c", "a/d"]);
+        assert_eq!(v("Size"), vec!["12", "0"]);
+        assert_eq!(v("NextContinuationToken"), vec!["t+/="]);
+        assert_eq!(v("UploadId"), Vec::<String>::new());
+        let cdata =
+            b"<InitiateMultipartUploadResult><UploadId><![CDATA[x<y]]></UploadId></InitiateMultipartUploadResult>";
+        assert_eq!(xml_values(cdata, "UploadId", "CreateMultipartUpload", "k").unwrap(), vec!["x<y"]);
+        assert!(xml_values(b"<a><b></a>", "b", "ListObjectsV2", "p").is_err(), "a broken reply is an error");
     }
 }
