@@ -79,6 +79,17 @@ fn set(r: &mut Response<Body>, name: &'static str, value: &str) {
     }
 }
 
+/// 416 InvalidRange as S3 sends it: `Content-Range: bytes */<size>`, and
+/// the range asked for and the object's size in the error document (the
+/// CRT-based readers, s3torchconnector among them, read the size from
+/// there when their first ranged GET meets an empty object).
+fn unsatisfiable_range(requested: &str, size: u64) -> S3Error {
+    S3Error::new(ErrorCode::InvalidRange, "The requested range is not satisfiable")
+        .with_detail("RangeRequested", requested)
+        .with_detail("ActualObjectSize", size.to_string())
+        .with_header("content-range", format!("bytes */{size}"))
+}
+
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n`; `Ok(None)` for no (or an ignored,
 /// multi-range) header; `Err` InvalidRange when it cannot be satisfied.
 fn parse_range(v: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error> {
@@ -88,7 +99,7 @@ fn parse_range(v: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error
         return Ok(None);
     }
     let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
-    let unsatisfiable = || Err(S3Error::new(ErrorCode::InvalidRange, "The requested range is not satisfiable"));
+    let unsatisfiable = || Err(unsatisfiable_range(v, size));
     let (a, b) = (a.trim(), b.trim());
     let range = if a.is_empty() {
         let Ok(n) = b.parse::<u64>() else { return Ok(None) };
@@ -378,7 +389,20 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=90-200"), 100).unwrap(), Some((90, 99)));
         assert!(parse_range(Some("bytes=100-"), 100).is_err());
         assert!(parse_range(Some("bytes=0-"), 0).is_err());
+        assert!(parse_range(Some("bytes=-0"), 100).is_err());
         assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100).unwrap(), None);
         assert_eq!(parse_range(Some("items=0-1"), 100).unwrap(), None);
+    }
+
+    /// s3torchconnector's first read of an empty object: S3 answers 416
+    /// with `Content-Range: bytes */0` and the size in the error document.
+    #[test]
+    fn unsatisfiable_range_tells_the_size() {
+        for (header, size) in [("bytes=0-8388607", 0u64), ("bytes=-5", 0), ("bytes=100-200", 100)] {
+            let e = parse_range(Some(header), size).unwrap_err();
+            assert_eq!((e.code, e.status().as_u16()), (ErrorCode::InvalidRange, 416));
+            assert_eq!(e.details, vec![("RangeRequested", header.to_string()), ("ActualObjectSize", size.to_string())]);
+            assert_eq!(e.headers, vec![("content-range", format!("bytes */{size}"))]);
+        }
     }
 }
