@@ -111,3 +111,83 @@ def test_head_with_unsatisfiable_range_has_content_range(gw, s3, bucket):
     assert status == 416
     assert headers.get("content-range") == "bytes */0"
     assert body == b""
+
+
+# ------------------------------------------------------------ 2. sub-resources
+
+
+@pytest.mark.parametrize(
+    "method, on_object, sub",
+    [
+        ("PUT", False, "versioning"),
+        ("PUT", False, "acl"),
+        ("PUT", False, "cors"),
+        ("DELETE", False, "cors"),
+        ("PUT", False, "lifecycle"),
+        ("DELETE", False, "policy"),
+        ("GET", False, "policyStatus"),
+        ("PUT", False, "object-lock"),
+        ("PUT", False, "ownershipControls"),
+        ("DELETE", False, "publicAccessBlock"),
+        ("PUT", False, "requestPayment"),
+        ("GET", False, "intelligent-tiering"),
+        ("GET", False, "metrics"),
+        ("GET", False, "session"),
+        ("PUT", True, "acl"),
+        ("PUT", True, "tagging"),
+        ("DELETE", True, "tagging"),
+        ("GET", True, "attributes"),
+        ("PUT", True, "legal-hold"),
+        ("PUT", True, "retention"),
+        ("GET", True, "torrent"),
+        ("POST", True, "restore"),
+        ("POST", True, "select"),
+        ("GET", True, "versionId=3HL4kqtJlcpXroDTDmJ"),
+    ],
+)
+def test_sub_resources_are_501_and_change_nothing(gw, s3, bucket, method, on_object, sub):
+    """A sub-resource the gateway does not implement is 501 NotImplemented
+    as XML; it never runs the plain bucket or object operation (PUT
+    /b?versioning was CreateBucket, 409; PUT /b/k?acl would have
+    overwritten the object)."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"keep me")
+    path = f"/{bucket}/k" if on_object else f"/{bucket}"
+    body = b"<x/>" if method in ("PUT", "POST") else b""
+    status, headers, got = signed_request(gw, method, path, sub, body=body)
+    assert status == 501, (status, got)
+    assert error_fields(got)["Code"] == "NotImplemented"
+    assert headers.get("x-amz-request-id")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"keep me"
+    s3.head_bucket(Bucket=bucket)
+
+
+def test_put_bucket_versioning_is_not_implemented(s3, bucket):
+    """The issue's case through boto3: not 409 BucketAlreadyOwnedByYou."""
+    expect_error(
+        s3, "put_bucket_versioning", code="NotImplemented", status=501,
+        Bucket=bucket, VersioningConfiguration={"Status": "Enabled"},
+    )
+    assert s3.get_bucket_versioning(Bucket=bucket).get("Status") is None
+
+
+@pytest.mark.parametrize(
+    "method, on_object, sub",
+    [("POST", False, "versioning"), ("DELETE", False, "versions"), ("GET", True, "uploads"), ("PUT", True, "partNumber=1")],
+)
+def test_sub_resource_with_a_method_s3_does_not_define_is_405(gw, s3, bucket, method, on_object, sub):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"keep me")
+    path = f"/{bucket}/k" if on_object else f"/{bucket}"
+    status, _, got = signed_request(gw, method, path, sub, body=b"x" if method == "PUT" else b"")
+    assert status == 405, (status, got)
+    assert error_fields(got)["Code"] == "MethodNotAllowed"
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"keep me"
+
+
+def test_version_id_null_reads_and_deletes_the_object(s3, bucket):
+    """Every object's one version is `null`: GET/HEAD/DELETE with
+    VersionId=null act on the object."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId="null")["Body"].read() == b"v"
+    assert s3.head_object(Bucket=bucket, Key="k", VersionId="null")["ContentLength"] == 1
+    s3.delete_object(Bucket=bucket, Key="k", VersionId="null")
+    assert not object_exists(s3, bucket, "k")
