@@ -47,6 +47,8 @@ pub enum Endpoint {
     ListObjectsV1,
     /// GET /b?list-type=2
     ListObjectsV2,
+    /// GET /b?versions (every object as its one version, `null`)
+    ListObjectVersions,
     /// GET /b?uploads
     ListMultipartUploads,
     /// POST /b?delete
@@ -92,6 +94,7 @@ impl Endpoint {
             E::GetBucketVersioning => "GetBucketVersioning",
             E::ListObjectsV1 => "ListObjectsV1",
             E::ListObjectsV2 => "ListObjectsV2",
+            E::ListObjectVersions => "ListObjectVersions",
             E::ListMultipartUploads => "ListMultipartUploads",
             E::DeleteObjects => "DeleteObjects",
             E::PutObject => "PutObject",
@@ -236,6 +239,7 @@ fn route_sub(s: &SubResource, method: &Method, has_key: bool, q: &Query, copy_so
     match (s.name, has_key, m) {
         ("location", false, Method::GET) => Endpoint::GetBucketLocation,
         ("versioning", false, Method::GET) => Endpoint::GetBucketVersioning,
+        ("versions", false, Method::GET) => Endpoint::ListObjectVersions,
         ("uploads", false, Method::GET) => Endpoint::ListMultipartUploads,
         ("delete", false, Method::POST) => Endpoint::DeleteObjects,
         ("uploads", true, Method::POST) => Endpoint::CreateMultipartUpload,
@@ -314,6 +318,7 @@ mod tests {
         let served: &[(&str, bool, Method, Endpoint)] = &[
             ("location", false, Method::GET, E::GetBucketLocation),
             ("versioning", false, Method::GET, E::GetBucketVersioning),
+            ("versions", false, Method::GET, E::ListObjectVersions),
             ("uploads", false, Method::GET, E::ListMultipartUploads),
             ("delete", false, Method::POST, E::DeleteObjects),
             ("uploads", true, Method::POST, E::CreateMultipartUpload),
@@ -404,6 +409,7 @@ mod tests {
         assert_eq!(r(Method::DELETE, "/b/k", "versionId=null", false), E::DeleteObject);
         assert_eq!(r(Method::PUT, "/b/k", "versionId=null", false), E::MethodNotAllowed);
         assert_eq!(r(Method::GET, "/", "acl", false), E::MethodNotAllowed);
+        assert_eq!(r(Method::GET, "/b", "versions&prefix=a&encoding-type=url", false), E::ListObjectVersions);
         // Ordinary parameters are not sub-resources.
         assert_eq!(r(Method::PUT, "/b/k", "x-id=PutObject", false), E::PutObject);
         assert_eq!(r(Method::GET, "/b", "prefix=a&max-keys=2&encoding-type=url", false), E::ListObjectsV1);

@@ -12,6 +12,31 @@ pub fn esc(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }
 
+/// Characters `encoding-type=url` leaves alone (as AWS: unreserved and '/').
+const URL_KEEP: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+/// A key (prefix, marker, delimiter) as a listing sends it: URL-encoded
+/// when the client asked for `encoding-type=url`, else as text, which
+/// [`el`] then XML-escapes; never URL-encoded unasked.
+pub fn encode(s: &[u8], url: bool) -> String {
+    if url {
+        percent_encoding::percent_encode(s, URL_KEEP).to_string()
+    } else {
+        String::from_utf8_lossy(s).into_owned()
+    }
+}
+
+/// The `encoding-type` parameter of a listing: absent (text) or `url`;
+/// anything else is refused.
+pub fn url_encoding(v: Option<&str>) -> Result<bool, S3Error> {
+    match v {
+        None => Ok(false),
+        Some("url") => Ok(true),
+        Some(_) => Err(S3Error::new(ErrorCode::InvalidArgument, "Invalid Encoding Method specified in Request")),
+    }
+}
+
 /// `<Tag>escaped</Tag>`.
 pub fn el(tag: &str, text: &str) -> String {
     format!("<{tag}>{}</{tag}>", esc(text))
@@ -129,6 +154,16 @@ mod tests {
     fn dates() {
         assert_eq!(iso8601(1_369_353_600_123_000_000), "2013-05-24T00:00:00.123Z");
         assert_eq!(http_date(1_369_353_600_999_000_000), "Fri, 24 May 2013 00:00:00 GMT");
+    }
+
+    #[test]
+    fn keys_are_url_encoded_only_when_asked() {
+        assert_eq!(encode(b"a b+c/d\n%", true), "a%20b%2Bc/d%0A%25");
+        assert_eq!(encode(b"a b+c/d\n%", false), "a b+c/d\n%");
+        assert!(!url_encoding(None).unwrap());
+        assert!(url_encoding(Some("url")).unwrap());
+        let e = url_encoding(Some("base64")).unwrap_err();
+        assert_eq!((e.code.as_str(), e.status().as_u16()), ("InvalidArgument", 400));
     }
 
     #[test]
