@@ -261,3 +261,50 @@ def test_list_object_versions_errors(s3, bucket):
         s3, "list_object_versions", code="InvalidArgument", status=400,
         Bucket=bucket, KeyMarker="a", VersionIdMarker="3HL4kqtJlcpXroDTDmJ",
     )
+
+
+# ------------------------------------------------------------ 4. encode only when asked
+
+ODD_KEYS = ["line\nbreak", "cr\rkey", "amp&<lt>", "plus+sign", "100%"]
+
+
+def unregister_auto_encoding(client):
+    for op in ("ListObjects", "ListObjectsV2", "ListObjectVersions"):
+        client.meta.events.unregister(
+            f"before-parameter-build.s3.{op}", botocore.handlers.set_list_objects_encoding_type_url
+        )
+
+
+def test_listings_without_encoding_type_are_xml_escaped_not_url_encoded(s3, bucket):
+    """Without encoding-type=url the keys come back as they are (XML-escaped,
+    CR included), not %0A."""
+    for k in ODD_KEYS:
+        s3.put_object(Bucket=bucket, Key=k, Body=b"x")
+    unregister_auto_encoding(s3)
+    want = sorted(ODD_KEYS, key=lambda k: k.encode())
+    v2 = s3.list_objects_v2(Bucket=bucket)
+    assert "EncodingType" not in v2
+    assert [o["Key"] for o in v2["Contents"]] == want
+    v1 = s3.list_objects(Bucket=bucket)
+    assert [o["Key"] for o in v1["Contents"]] == want
+    versions = s3.list_object_versions(Bucket=bucket)
+    assert [v["Key"] for v in versions["Versions"]] == want
+    raw = last_raw_response()["body"]
+    assert b"%0A" not in raw and b"&#10;" in raw and b"&#13;" in raw
+
+
+def test_list_multipart_uploads_encodes_only_when_asked(s3, bucket):
+    ids = {k: s3.create_multipart_upload(Bucket=bucket, Key=k)["UploadId"] for k in ODD_KEYS}
+    want = sorted(ODD_KEYS, key=lambda k: k.encode())
+    plain = s3.list_multipart_uploads(Bucket=bucket)
+    assert [u["Key"] for u in plain["Uploads"]] == want
+    assert "EncodingType" not in plain
+    encoded = s3.list_multipart_uploads(Bucket=bucket, EncodingType="url")
+    assert encoded["EncodingType"] == "url"
+    assert [urllib.parse.unquote(u["Key"]) for u in encoded["Uploads"]] == want
+    assert "line%0Abreak" in [u["Key"] for u in encoded["Uploads"]]
+    parts = s3.list_parts(Bucket=bucket, Key="line\nbreak", UploadId=ids["line\nbreak"])
+    assert parts["Key"] == "line\nbreak"
+    for k, upload_id in ids.items():
+        s3.abort_multipart_upload(Bucket=bucket, Key=k, UploadId=upload_id)
+    expect_error(s3, "list_multipart_uploads", code="InvalidArgument", status=400, Bucket=bucket, EncodingType="b64")
