@@ -308,3 +308,37 @@ def test_list_multipart_uploads_encodes_only_when_asked(s3, bucket):
     for k, upload_id in ids.items():
         s3.abort_multipart_upload(Bucket=bucket, Key=k, UploadId=upload_id)
     expect_error(s3, "list_multipart_uploads", code="InvalidArgument", status=400, Bucket=bucket, EncodingType="b64")
+
+
+# ------------------------------------------------------------ 5. aws-chunked only with STREAMING-*
+
+
+@pytest.mark.parametrize("payload", ["hex", "UNSIGNED-PAYLOAD"])
+def test_content_encoding_aws_chunked_with_plain_payload_is_a_plain_body(gw, s3, bucket, payload):
+    """Only the STREAMING-* payload hashes mean an aws-chunked body; with a
+    hex hash or UNSIGNED-PAYLOAD the body is the object (and aws-chunked is
+    not stored as its encoding)."""
+    body = b"plain bytes, not chunk framing"
+    sha = None if payload == "hex" else payload
+    status, _, got = signed_request(
+        gw, "PUT", f"/{bucket}/plain", headers={"Content-Encoding": "aws-chunked"}, body=body, content_sha=sha
+    )
+    assert status == 200, got
+    obj = s3.get_object(Bucket=bucket, Key="plain")
+    assert obj["Body"].read() == body
+    assert obj.get("ContentEncoding") in (None, "")
+    status, _, got = signed_request(
+        gw, "PUT", f"/{bucket}/gz", headers={"Content-Encoding": "gzip, aws-chunked"}, body=body, content_sha=sha
+    )
+    assert status == 200, got
+    assert s3.get_object(Bucket=bucket, Key="gz")["ContentEncoding"] == "gzip"
+
+
+def test_streaming_payload_without_decoded_length_is_missing_content_length(gw, bucket):
+    """The error path: a STREAMING-* body must say its decoded length."""
+    status, _, got = signed_request(
+        gw, "PUT", f"/{bucket}/chunked", headers={"Content-Encoding": "aws-chunked"},
+        body=b"5\r\nhello\r\n0\r\n\r\n", content_sha="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    )
+    assert status == 411, got
+    assert error_fields(got)["Code"] == "MissingContentLength"
