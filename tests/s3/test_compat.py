@@ -342,3 +342,20 @@ def test_streaming_payload_without_decoded_length_is_missing_content_length(gw, 
     )
     assert status == 411, got
     assert error_fields(got)["Code"] == "MissingContentLength"
+
+
+# ------------------------------------------------------------ 6. partNumber past the count
+
+
+def test_get_part_number_past_the_count_is_400_invalid_part_number(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="single", Body=b"one piece")
+    got = s3.get_object(Bucket=bucket, Key="single", PartNumber=1)
+    assert got["Body"].read() == b"one piece"
+    expect_error(s3, "get_object", code="InvalidPartNumber", status=400, Bucket=bucket, Key="single", PartNumber=2)
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload_id, PartNumber=1, Body=b"p1")["ETag"]
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="mp", UploadId=upload_id, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    )
+    expect_error(s3, "get_object", code="InvalidPartNumber", status=400, Bucket=bucket, Key="mp", PartNumber=2)
+    expect_error(s3, "head_object", code=("InvalidPartNumber", "400"), status=400, Bucket=bucket, Key="mp", PartNumber=3)
