@@ -359,3 +359,42 @@ def test_get_part_number_past_the_count_is_400_invalid_part_number(s3, bucket):
     )
     expect_error(s3, "get_object", code="InvalidPartNumber", status=400, Bucket=bucket, Key="mp", PartNumber=2)
     expect_error(s3, "head_object", code=("InvalidPartNumber", "400"), status=400, Bucket=bucket, Key="mp", PartNumber=3)
+
+
+# ------------------------------------------------------------ 7. paginated ListBuckets
+
+
+def test_list_buckets_pages_with_max_buckets_token_and_prefix(s3, bucket_factory):
+    hint = unique_bucket_name("lb")[2:10]
+    made = sorted(bucket_factory(f"lb {hint} {i}") for i in range(5))
+    prefix = made[0][: made[0].index(hint) + len(hint)]
+    assert all(b.startswith(prefix) for b in made)
+    first = s3.list_buckets(Prefix=prefix, MaxBuckets=2)
+    assert [b["Name"] for b in first["Buckets"]] == made[:2]
+    assert first["Prefix"] == prefix
+    token = first["ContinuationToken"]
+    second = s3.list_buckets(Prefix=prefix, MaxBuckets=2, ContinuationToken=token)
+    assert [b["Name"] for b in second["Buckets"]] == made[2:4]
+    third = s3.list_buckets(Prefix=prefix, MaxBuckets=2, ContinuationToken=second["ContinuationToken"])
+    assert [b["Name"] for b in third["Buckets"]] == made[4:]
+    assert "ContinuationToken" not in third
+    walked = []
+    for page in s3.get_paginator("list_buckets").paginate(Prefix=prefix, PaginationConfig={"PageSize": 3}):
+        walked += [b["Name"] for b in page["Buckets"]]
+    assert walked == made
+    everything = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert set(made) <= set(everything) and everything == sorted(everything)
+    assert s3.list_buckets(Prefix=prefix + "-nothing")["Buckets"] == []
+
+
+@pytest.mark.parametrize("params", [{"MaxBuckets": 10001}, {"ContinuationToken": "%%%"}])
+def test_list_buckets_bad_page_parameters_are_invalid_argument(s3, params):
+    expect_error(s3, "list_buckets", code="InvalidArgument", status=400, **params)
+
+
+@pytest.mark.parametrize("query", ["max-buckets=0", "max-buckets=x", "max-buckets=-1"])
+def test_list_buckets_max_buckets_out_of_range_by_hand(gw, query):
+    """botocore refuses MaxBuckets=0 itself; sent by hand it is InvalidArgument."""
+    status, _, got = signed_request(gw, "GET", "/", query)
+    assert status == 400, got
+    assert error_fields(got)["Code"] == "InvalidArgument"
