@@ -398,3 +398,29 @@ def test_list_buckets_max_buckets_out_of_range_by_hand(gw, query):
     status, _, got = signed_request(gw, "GET", "/", query)
     assert status == 400, got
     assert error_fields(got)["Code"] == "InvalidArgument"
+
+
+# ------------------------------------------------------------ 8. a part uploaded again
+
+
+def test_part_uploaded_again_after_the_others_last_upload_wins(s3, bucket):
+    """Part 1 is sent again after parts 2..n finished; a client that records
+    every upload as it finishes lists part 1 twice (sorted by part number,
+    in the order they finished). The last upload wins; a descending list is
+    still InvalidPartOrder."""
+    key = "again.bin"
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    old, new, p2 = (random_bytes(5 * MIB, seed=s) for s in (71, 72, 73))
+    p3 = b"tail"
+    done = []
+    for n, data in ((1, old), (2, p2), (3, p3), (1, new)):
+        etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=data)["ETag"]
+        done.append({"PartNumber": n, "ETag": etag})
+    expect_error(
+        s3, "complete_multipart_upload", code="InvalidPartOrder", status=400,
+        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done},
+    )
+    ordered = sorted(done, key=lambda p: p["PartNumber"])  # stable: old 1, new 1, 2, 3
+    resp = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": ordered})
+    assert resp["ETag"] == multipart_etag([new, p2, p3])
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == new + p2 + p3

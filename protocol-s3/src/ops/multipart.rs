@@ -180,6 +180,11 @@ pub async fn complete(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
             "The XML you provided was not well-formed or did not validate against our published schema.",
         ));
     }
+    // Of entries naming one part number, the last counts (the last upload
+    // of a part wins); descending numbers are InvalidPartOrder.
+    let keep = namespace::completion_entries(&list).map_err(|e| crate::error::from_ns(e, Ctx::Upload))?;
+    let list: Vec<CompletePart> = keep.iter().map(|&i| list[i].clone()).collect();
+    let claimed: Vec<Vec<(String, String)>> = keep.iter().map(|&i| claimed[i].clone()).collect();
     // Checksums the client lists must match the ones its parts arrived with.
     let parts = c
         .blocking(|ns| ns.list_parts(&id, 0, PART_NUMBER_MAX as usize), Ctx::Upload)
