@@ -424,3 +424,40 @@ def test_part_uploaded_again_after_the_others_last_upload_wins(s3, bucket):
     resp = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": ordered})
     assert resp["ETag"] == multipart_etag([new, p2, p3])
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == new + p2 + p3
+
+
+# ------------------------------------------------------------ 9. checksum mismatch is BadDigest
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"])
+def test_wrong_checksum_value_is_bad_digest(s3, bucket, algorithm):
+    if algorithm in ("CRC32C", "CRC64NVME") and not botocore_supports_checksum(algorithm):
+        pytest.skip(f"botocore cannot send {algorithm} without awscrt")
+    body = b"the body that was sent"
+    wrong = checksum_b64(algorithm, b"some other body")
+    expect_error(
+        s3, "put_object", code="BadDigest", status=400,
+        Bucket=bucket, Key="obj", Body=body, **{f"Checksum{algorithm}": wrong},
+    )
+    assert not object_exists(s3, bucket, "obj")
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="mp", ChecksumAlgorithm=algorithm)["UploadId"]
+    expect_error(
+        s3, "upload_part", code="BadDigest", status=400,
+        Bucket=bucket, Key="mp", UploadId=upload_id, PartNumber=1, Body=body,
+        **{f"Checksum{algorithm}": wrong},
+    )
+    s3.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id)
+    # The matching value is accepted.
+    right = checksum_b64(algorithm, body)
+    s3.put_object(Bucket=bucket, Key="obj", Body=body, **{f"Checksum{algorithm}": right})
+    assert s3.get_object(Bucket=bucket, Key="obj")["Body"].read() == body
+
+
+@pytest.mark.parametrize("algorithm", ["crc32", "sha256"])
+def test_wrong_checksum_value_by_hand_is_bad_digest(gw, bucket, algorithm):
+    """The same with the header sent by hand (no SDK checksum logic)."""
+    body = b"hand made"
+    wrong = checksum_b64(algorithm.upper(), b"not it")
+    status, _, got = signed_request(gw, "PUT", f"/{bucket}/obj", headers={f"x-amz-checksum-{algorithm}": wrong}, body=body)
+    assert status == 400, got
+    assert error_fields(got)["Code"] == "BadDigest"
