@@ -42,7 +42,7 @@ pub use fsck::{
 };
 pub use gc::GcReport;
 pub use list::{ListEntry, ListPage, ListParams};
-pub use multipart::{CompletePart, CompletedUpload, PartInfo, UploadInfo};
+pub use multipart::{completion_entries, CompletePart, CompletedUpload, PartInfo, UploadInfo};
 pub use ns::{FsStats, Namespace, NamespaceConfig, RecoveryReport, ROOT_INO, SECRET_BYTES};
 pub use object::{
     read_ahead_chunks, ObjectInfo, ObjectReader, ObjectWriter, PutOptions, PutTarget, StagedObject, WriteCondition,

@@ -70,6 +70,22 @@ pub struct CompletedUpload {
     pub repeated: bool,
 }
 
+/// The entries of a completion's part list that count, as indices into
+/// it: part numbers must not descend (else `InvalidPartOrder`), and of
+/// entries naming the same part number only the last counts. A part
+/// uploaded again while its first upload was still running is listed
+/// twice by clients that record each upload as it finishes (ceph's
+/// s3-tests `test_multipart_resend_first_finishes_last`); the last
+/// upload of a part number wins, and it is the one listed last.
+pub fn completion_entries(list: &[CompletePart]) -> NsResult<Vec<usize>> {
+    if list.windows(2).any(|w| w[0].part_number > w[1].part_number) {
+        return Err(NsError::InvalidPartOrder);
+    }
+    Ok((0..list.len())
+        .filter(|&i| list.get(i + 1).is_none_or(|next| next.part_number != list[i].part_number))
+        .collect())
+}
+
 fn parse_upload_id(id: &str) -> NsResult<[u8; 16]> {
     let mut out = [0u8; 16];
     hex::decode_to_slice(id, &mut out).map_err(|_| NsError::NoSuchUpload)?;
@@ -326,9 +342,8 @@ impl Namespace {
         if list.is_empty() {
             return Err(NsError::InvalidPart("a completion needs at least one part".into()));
         }
-        if list.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
-            return Err(NsError::InvalidPartOrder);
-        }
+        let list: Vec<CompletePart> = completion_entries(list)?.into_iter().map(|i| list[i].clone()).collect();
+        let list = list.as_slice();
         let all = self.all_parts(&id)?;
         let mut extents: Vec<(u64, Extent)> = Vec::new();
         let mut moved: Vec<(u64, Vec<u64>)> = Vec::new();

@@ -516,3 +516,49 @@ fn refused_marker_delete_never_makes_an_nfs_directory_vanish() {
         "an empty marker directory goes with its marker"
     );
 }
+
+/// Regression: part 1 uploaded again after the other parts finished, with
+/// the client listing both of its uploads (in the order they finished).
+/// The last upload of a part number wins; the earlier entry does not make
+/// the completion fail with InvalidPartOrder.
+#[test]
+fn multipart_part_uploaded_again_last_upload_wins() {
+    let (_d, ns, _b) = fresh();
+    let min = namespace::limits::PART_SIZE_BYTES_MIN as usize;
+    let id = ns.create_upload(&root(), b"bkt", b"again", ObjMeta::default()).unwrap();
+    let upload = |n: u32, data: &[u8]| {
+        let mut w = ns.object_writer();
+        w.write(data).unwrap();
+        ns.upload_part(&id, n, w.finish().unwrap()).unwrap()
+    };
+    let first = upload(1, &vec![b'B'; min]);
+    let second = upload(2, b"tail");
+    let again = upload(1, &vec![b'A'; min]);
+    let entry = |p: &namespace::PartInfo| CompletePart { part_number: p.part_number, etag: format!("\"{}\"", p.etag) };
+    // Descending numbers are still refused, and so is a stale last entry.
+    for bad in [vec![entry(&second), entry(&again)], vec![entry(&again), entry(&second), entry(&again)]] {
+        assert!(matches!(ns.complete_upload(&root(), &id, &bad, WriteCondition::None), Err(NsError::InvalidPartOrder)));
+    }
+    let stale_last = vec![entry(&again), entry(&first), entry(&second)];
+    assert!(matches!(
+        ns.complete_upload(&root(), &id, &stale_last, WriteCondition::None),
+        Err(NsError::InvalidPart(_))
+    ));
+    let list = vec![entry(&first), entry(&again), entry(&second)];
+    let done = ns.complete_upload(&root(), &id, &list, WriteCondition::None).unwrap();
+    let mut want = vec![b'A'; min];
+    want.extend_from_slice(b"tail");
+    assert_eq!(get(&ns, "again"), want);
+    assert!(done.info.etag.ends_with("-2"), "two parts, not three: {}", done.info.etag);
+    let r = ns.check_integrity().unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+}
+
+#[test]
+fn completion_entries_keep_the_last_of_each_part_number() {
+    let e = |n: u32| CompletePart { part_number: n, etag: String::new() };
+    assert_eq!(namespace::completion_entries(&[e(1), e(2), e(3)]).unwrap(), vec![0, 1, 2]);
+    assert_eq!(namespace::completion_entries(&[e(1), e(1), e(2), e(2), e(2), e(5)]).unwrap(), vec![1, 4, 5]);
+    assert!(matches!(namespace::completion_entries(&[e(2), e(1)]), Err(NsError::InvalidPartOrder)));
+    assert!(matches!(namespace::completion_entries(&[e(1), e(2), e(1)]), Err(NsError::InvalidPartOrder)));
+}

@@ -19,12 +19,29 @@ pub struct S3Error {
     pub code: ErrorCode,
     /// Human-readable message.
     pub message: String,
+    /// Further elements of the error document, after `<Message>`, as S3
+    /// sends for some codes (`InvalidRange`: `RangeRequested`,
+    /// `ActualObjectSize`). Names are fixed by the code that adds them;
+    /// values are escaped when sent.
+    pub details: Vec<(&'static str, String)>,
+    /// Headers sent with the error (`Content-Range: bytes */size` on a 416).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl S3Error {
     /// An error with a code and message, sent with the code's status.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        S3Error { code, message: message.into() }
+        S3Error { code, message: message.into(), details: Vec::new(), headers: Vec::new() }
+    }
+    /// Adds an element to the error document (after `<Message>`).
+    pub fn with_detail(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.details.push((name, value.into()));
+        self
+    }
+    /// Adds a header to the error response.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
     /// The HTTP status: the code's.
     pub fn status(&self) -> StatusCode {

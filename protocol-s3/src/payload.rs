@@ -52,6 +52,17 @@ fn wanted_checksum(h: &HeaderMap) -> Result<Option<(Algo, Option<String>)>, S3Er
     Ok(found)
 }
 
+/// Whether the body is aws-chunked framing. Only the `STREAMING-*` values
+/// of `x-amz-content-sha256` say so, as with S3: `Content-Encoding:
+/// aws-chunked` beside a hex hash or `UNSIGNED-PAYLOAD` is a plain body
+/// (the encoding is still never stored).
+fn is_aws_chunked(payload: &Payload) -> bool {
+    match payload {
+        Payload::Chunked { .. } => true,
+        Payload::Sha256(_) | Payload::Unsigned => false,
+    }
+}
+
 /// Reads the whole body through `sink`, at most `limit` decoded bytes.
 pub async fn read_payload(
     body: &mut RequestBody,
@@ -60,11 +71,7 @@ pub async fn read_payload(
     limit: u64,
     mut sink: impl FnMut(Bytes) -> Result<(), S3Error>,
 ) -> Result<PayloadSummary, S3Error> {
-    let chunked = headers
-        .get(http::header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|p| p.trim() == "aws-chunked"))
-        || matches!(payload, Payload::Chunked { .. });
+    let chunked = is_aws_chunked(payload);
     let declared: Option<u64> = if chunked {
         Some(
             headers
@@ -89,7 +96,6 @@ pub async fn read_payload(
     };
     let mut decoder = match payload {
         Payload::Chunked { signer, trailer } => Some(ChunkedDecoder::new(signer.clone(), *trailer)),
-        _ if chunked => Some(ChunkedDecoder::new(None, headers.contains_key("x-amz-trailer"))),
         _ => None,
     };
     let mut len = 0u64;
@@ -180,4 +186,18 @@ pub async fn read_small(
     })
     .await?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a STREAMING-* payload hash means aws-chunked framing; the
+    /// Content-Encoding header alone does not.
+    #[test]
+    fn only_streaming_payloads_are_aws_chunked() {
+        assert!(is_aws_chunked(&Payload::Chunked { signer: None, trailer: true }));
+        assert!(!is_aws_chunked(&Payload::Unsigned));
+        assert!(!is_aws_chunked(&Payload::Sha256([0; 32])));
+    }
 }

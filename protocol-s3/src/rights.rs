@@ -83,6 +83,7 @@ pub fn needed(ep: &Endpoint) -> Option<Right> {
         | E::GetBucketVersioning
         | E::ListObjectsV1
         | E::ListObjectsV2
+        | E::ListObjectVersions
         | E::ListMultipartUploads
         | E::GetObject
         | E::HeadObject
@@ -120,6 +121,7 @@ mod tests {
     #[test]
     fn every_operation_needs_the_right_of_its_kind() {
         assert_eq!(needed(&Endpoint::GetObject), Some(Right::Read));
+        assert_eq!(needed(&Endpoint::ListObjectVersions), Some(Right::Read));
         assert_eq!(needed(&Endpoint::PutObject), Some(Right::Write));
         assert_eq!(needed(&Endpoint::DeleteBucket), Some(Right::Admin));
         assert_eq!(needed(&Endpoint::ListBuckets), None);

@@ -123,6 +123,7 @@ async fn dispatch(ep: Endpoint, c: ReqCtx) -> Result<Response<Body>, S3Error> {
         Endpoint::GetBucketVersioning => bucket::get_versioning(c).await,
         Endpoint::ListObjectsV1 => list::list_objects(c, false).await,
         Endpoint::ListObjectsV2 => list::list_objects(c, true).await,
+        Endpoint::ListObjectVersions => list::list_versions(c).await,
         Endpoint::ListMultipartUploads => multipart::list_uploads(c).await,
         Endpoint::DeleteObjects => object::delete_objects(c).await,
         Endpoint::PutObject => object::put_object(c).await,

@@ -7,9 +7,50 @@ use crate::error::{ErrorCode, S3Error};
 /// The XML namespace of S3 documents.
 pub const NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
-/// Escapes text for an XML element.
+/// Escapes text for an XML element: the five markup characters, and CR
+/// and LF as character references, as S3 does for keys. A parser would
+/// turn a literal CR (or CR LF) into LF, so a key holding one would come
+/// back changed; a reference survives.
 pub fn esc(s: &str) -> String {
-    quick_xml::escape::escape(s).into_owned()
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\r' => out.push_str("&#13;"),
+            '\n' => out.push_str("&#10;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Characters `encoding-type=url` leaves alone (as AWS: unreserved and '/').
+const URL_KEEP: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+/// A key (prefix, marker, delimiter) as a listing sends it: URL-encoded
+/// when the client asked for `encoding-type=url`, else as text, which
+/// [`el`] then XML-escapes; never URL-encoded unasked.
+pub fn encode(s: &[u8], url: bool) -> String {
+    if url {
+        percent_encoding::percent_encode(s, URL_KEEP).to_string()
+    } else {
+        String::from_utf8_lossy(s).into_owned()
+    }
+}
+
+/// The `encoding-type` parameter of a listing: absent (text) or `url`;
+/// anything else is refused.
+pub fn url_encoding(v: Option<&str>) -> Result<bool, S3Error> {
+    match v {
+        None => Ok(false),
+        Some("url") => Ok(true),
+        Some(_) => Err(S3Error::new(ErrorCode::InvalidArgument, "Invalid Encoding Method specified in Request")),
+    }
 }
 
 /// `<Tag>escaped</Tag>`.
@@ -129,6 +170,28 @@ mod tests {
     fn dates() {
         assert_eq!(iso8601(1_369_353_600_123_000_000), "2013-05-24T00:00:00.123Z");
         assert_eq!(http_date(1_369_353_600_999_000_000), "Fri, 24 May 2013 00:00:00 GMT");
+    }
+
+    /// Keys are XML-escaped, never URL-encoded, unless the client asks.
+    #[test]
+    fn escapes_markup_and_line_ends() {
+        assert_eq!(esc("a\nb\r\nc"), "a&#10;b&#13;&#10;c");
+        assert_eq!(esc("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;");
+        assert_eq!(esc("100%0A+ €"), "100%0A+ €");
+        // What a parser reads back is the original text.
+        let doc = format!("<K>{}</K>", esc("line\r\nnext\rlast&"));
+        assert_eq!(parse(doc.as_bytes()).unwrap().text, "line\r\nnext\rlast&");
+    }
+
+    #[test]
+    fn keys_are_url_encoded_only_when_asked() {
+        assert_eq!(encode(b"a b+c/d\n%", true), "a%20b%2Bc/d%0A%25");
+        assert_eq!(encode(b"a b+c/d\n%", false), "a b+c/d\n%");
+        assert_eq!(el("Key", &encode(b"a\nb&", false)), "<Key>a&#10;b&amp;</Key>");
+        assert!(!url_encoding(None).unwrap());
+        assert!(url_encoding(Some("url")).unwrap());
+        let e = url_encoding(Some("base64")).unwrap_err();
+        assert_eq!((e.code.as_str(), e.status().as_u16()), ("InvalidArgument", 400));
     }
 
     #[test]

@@ -71,8 +71,9 @@ error_codes! {
     InvalidObjectName => "InvalidObjectName", BAD_REQUEST;
     /// A part named in CompleteMultipartUpload is missing or differs.
     InvalidPart => "InvalidPart", BAD_REQUEST;
-    /// `partNumber` on GET/HEAD beyond the object's parts.
-    InvalidPartNumber => "InvalidPartNumber", RANGE_NOT_SATISFIABLE;
+    /// `partNumber` on GET/HEAD beyond the object's parts (400, as S3
+    /// answers; not a range error).
+    InvalidPartNumber => "InvalidPartNumber", BAD_REQUEST;
     /// CompleteMultipartUpload parts not in ascending order.
     InvalidPartOrder => "InvalidPartOrder", BAD_REQUEST;
     /// A `Range` or copy-source range that cannot be satisfied.
@@ -157,7 +158,7 @@ mod tests {
             (InvalidDigest, "InvalidDigest", 400),
             (InvalidObjectName, "InvalidObjectName", 400),
             (InvalidPart, "InvalidPart", 400),
-            (InvalidPartNumber, "InvalidPartNumber", 416),
+            (InvalidPartNumber, "InvalidPartNumber", 400),
             (InvalidPartOrder, "InvalidPartOrder", 400),
             (InvalidRange, "InvalidRange", 416),
             (InvalidRequest, "InvalidRequest", 400),

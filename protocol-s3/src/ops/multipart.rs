@@ -11,7 +11,7 @@ use crate::ops::stage::{copy_range, meta_from_headers, open_source, stage_body};
 use crate::payload::read_small;
 use crate::reply::{status_response, xml_response};
 use crate::request::ReqCtx;
-use crate::xml::{el, iso8601, NS};
+use crate::xml::{el, encode, iso8601, url_encoding, NS};
 
 /// Largest CompleteMultipartUpload document.
 const COMPLETE_BODY_BYTES_MAX: u64 = 4 << 20;
@@ -180,6 +180,11 @@ pub async fn complete(mut c: ReqCtx) -> Result<Response<Body>, S3Error> {
             "The XML you provided was not well-formed or did not validate against our published schema.",
         ));
     }
+    // Of entries naming one part number, the last counts (the last upload
+    // of a part wins); descending numbers are InvalidPartOrder.
+    let keep = namespace::completion_entries(&list).map_err(|e| crate::error::from_ns(e, Ctx::Upload))?;
+    let list: Vec<CompletePart> = keep.iter().map(|&i| list[i].clone()).collect();
+    let claimed: Vec<Vec<(String, String)>> = keep.iter().map(|&i| claimed[i].clone()).collect();
     // Checksums the client lists must match the ones its parts arrived with.
     let parts = c
         .blocking(|ns| ns.list_parts(&id, 0, PART_NUMBER_MAX as usize), Ctx::Upload)
@@ -267,9 +272,10 @@ pub async fn list_parts(c: ReqCtx) -> Result<Response<Body>, S3Error> {
     Ok(xml_response(s))
 }
 
-/// GET /b?uploads
+/// GET /b?uploads. Keys are URL-encoded only with `encoding-type=url`.
 pub async fn list_uploads(c: ReqCtx) -> Result<Response<Body>, S3Error> {
     c.require_bucket()?;
+    let url = url_encoding(c.query.get("encoding-type"))?;
     let prefix = c.query.get("prefix").unwrap_or("").to_string();
     let marker = c.query.get("key-marker").map(str::to_string);
     let max: usize = c.query.get("max-uploads").and_then(|v| v.parse().ok()).unwrap_or(1000).clamp(1, 1000);
@@ -281,21 +287,24 @@ pub async fn list_uploads(c: ReqCtx) -> Result<Response<Body>, S3Error> {
     let mut s = format!(
         "<ListMultipartUploadsResult xmlns=\"{NS}\">{}{}{}{}{}",
         el("Bucket", c.bucket()),
-        el("KeyMarker", marker.as_deref().unwrap_or("")),
-        el("Prefix", &prefix),
+        el("KeyMarker", &encode(marker.as_deref().unwrap_or("").as_bytes(), url)),
+        el("Prefix", &encode(prefix.as_bytes(), url)),
         el("MaxUploads", &max.to_string()),
         el("IsTruncated", if truncated { "true" } else { "false" }),
     );
+    if url {
+        s.push_str(&el("EncodingType", "url"));
+    }
     if truncated {
         if let Some(last) = uploads.last() {
-            s.push_str(&el("NextKeyMarker", &String::from_utf8_lossy(&last.key)));
+            s.push_str(&el("NextKeyMarker", &encode(&last.key, url)));
             s.push_str(&el("NextUploadIdMarker", &last.upload_id));
         }
     }
     for u in &uploads {
         s.push_str(&format!(
             "<Upload>{}{}{}</Upload>",
-            el("Key", &String::from_utf8_lossy(&u.key)),
+            el("Key", &encode(&u.key, url)),
             el("UploadId", &u.upload_id),
             el("Initiated", &iso8601(u.initiated))
         ));

@@ -79,6 +79,17 @@ fn set(r: &mut Response<Body>, name: &'static str, value: &str) {
     }
 }
 
+/// 416 InvalidRange as S3 sends it: `Content-Range: bytes */<size>`, and
+/// the range asked for and the object's size in the error document (the
+/// CRT-based readers, s3torchconnector among them, read the size from
+/// there when their first ranged GET meets an empty object).
+fn unsatisfiable_range(requested: &str, size: u64) -> S3Error {
+    S3Error::new(ErrorCode::InvalidRange, "The requested range is not satisfiable")
+        .with_detail("RangeRequested", requested)
+        .with_detail("ActualObjectSize", size.to_string())
+        .with_header("content-range", format!("bytes */{size}"))
+}
+
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n`; `Ok(None)` for no (or an ignored,
 /// multi-range) header; `Err` InvalidRange when it cannot be satisfied.
 fn parse_range(v: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error> {
@@ -88,7 +99,7 @@ fn parse_range(v: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error
         return Ok(None);
     }
     let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
-    let unsatisfiable = || Err(S3Error::new(ErrorCode::InvalidRange, "The requested range is not satisfiable"));
+    let unsatisfiable = || Err(unsatisfiable_range(v, size));
     let (a, b) = (a.trim(), b.trim());
     let range = if a.is_empty() {
         let Ok(n) = b.parse::<u64>() else { return Ok(None) };
@@ -114,25 +125,27 @@ fn parse_range(v: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, S3Error
     Ok(Some(range))
 }
 
-/// Byte range and total count of part `n` from the recorded layout.
-fn part_range(info: &ObjectInfo, n: u32) -> Result<(u64, u64, u32), S3Error> {
-    let layout = &info.meta.part_layout;
+/// Byte range `[start, end)` of part `n` of an object of `size` bytes, and
+/// the part count, from the recorded layout (runs of equal-sized parts;
+/// empty for an object written in one piece, which is its own part 1). A
+/// part past the count is 400 InvalidPartNumber, as S3 answers.
+fn part_range(layout: &[(u64, u32)], size: u64, n: u32) -> Result<(u64, u64, u32), S3Error> {
     let total: u32 = layout.iter().map(|(_, c)| c).sum::<u32>().max(1);
     let bad = || Err(S3Error::new(ErrorCode::InvalidPartNumber, "The requested partnumber is not satisfiable"));
     if n == 0 || n > total {
         return bad();
     }
     if layout.is_empty() {
-        return Ok((0, info.inode.size, 1));
+        return Ok((0, size, 1));
     }
     let mut off = 0u64;
     let mut idx = 0u32;
-    for (size, count) in layout {
+    for (part, count) in layout {
         if n <= idx + count {
-            let start = off + (n - idx - 1) as u64 * size;
-            return Ok((start, (start + size).min(info.inode.size), total));
+            let start = off + (n - idx - 1) as u64 * part;
+            return Ok((start, (start + part).min(size), total));
         }
-        off += size * *count as u64;
+        off += part * *count as u64;
         idx += count;
     }
     bad()
@@ -173,7 +186,7 @@ pub async fn get_object(c: ReqCtx, head: bool) -> Result<Response<Body>, S3Error
     let range = match c.query.get("partNumber") {
         Some(n) => {
             let n: u32 = n.parse().map_err(|_| S3Error::invalid_argument("partNumber must be an integer"))?;
-            let (s, e, total) = part_range(&info, n)?;
+            let (s, e, total) = part_range(&info.meta.part_layout, info.inode.size, n)?;
             parts_count = Some(total);
             (!info.meta.part_layout.is_empty() && e > s).then(|| (s, e - 1))
         }
@@ -378,7 +391,34 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=90-200"), 100).unwrap(), Some((90, 99)));
         assert!(parse_range(Some("bytes=100-"), 100).is_err());
         assert!(parse_range(Some("bytes=0-"), 0).is_err());
+        assert!(parse_range(Some("bytes=-0"), 100).is_err());
         assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100).unwrap(), None);
         assert_eq!(parse_range(Some("items=0-1"), 100).unwrap(), None);
+    }
+
+    #[test]
+    fn part_numbers_past_the_count_are_invalid_part_number() {
+        // 5 + 5 + 1 bytes: runs (5, 2) and (1, 1).
+        let layout = [(5u64, 2u32), (1, 1)];
+        assert_eq!(part_range(&layout, 11, 1).unwrap(), (0, 5, 3));
+        assert_eq!(part_range(&layout, 11, 2).unwrap(), (5, 10, 3));
+        assert_eq!(part_range(&layout, 11, 3).unwrap(), (10, 11, 3));
+        assert_eq!(part_range(&[], 7, 1).unwrap(), (0, 7, 1));
+        for (layout, n) in [(&layout[..], 4u32), (&layout[..], 0), (&[][..], 2)] {
+            let e = part_range(layout, 11, n).unwrap_err();
+            assert_eq!((e.code.as_str(), e.status().as_u16()), ("InvalidPartNumber", 400));
+        }
+    }
+
+    /// s3torchconnector's first read of an empty object: S3 answers 416
+    /// with `Content-Range: bytes */0` and the size in the error document.
+    #[test]
+    fn unsatisfiable_range_tells_the_size() {
+        for (header, size) in [("bytes=0-8388607", 0u64), ("bytes=-5", 0), ("bytes=100-200", 100)] {
+            let e = parse_range(Some(header), size).unwrap_err();
+            assert_eq!((e.code, e.status().as_u16()), (ErrorCode::InvalidRange, 416));
+            assert_eq!(e.details, vec![("RangeRequested", header.to_string()), ("ActualObjectSize", size.to_string())]);
+            assert_eq!(e.headers, vec![("content-range", format!("bytes */{size}"))]);
+        }
     }
 }
