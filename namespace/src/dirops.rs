@@ -335,16 +335,27 @@ impl Namespace {
             if src.kind == Kind::Dir && !same_dir {
                 // '..' of the moved directory changes: it must be writable.
                 access::check(caller, &src, W)?;
-                // Refuse to move a directory under itself.
+                // Refuse to move a directory under itself: walk up from the
+                // destination to the root. A walk that reaches neither the
+                // source nor the root within DIR_DEPTH_MAX steps proves
+                // nothing, so it refuses too (letting it through once cut a
+                // subtree off as a cycle; regression test in tests/posix.rs).
                 let mut cur = ddir;
+                let mut reached_root = false;
                 for _ in 0..DIR_DEPTH_MAX {
                     if cur == src.ino {
                         return Err(NsError::InvalidArgument("cannot move a directory into itself".into()));
                     }
                     if cur == ROOT_INO {
+                        reached_root = true;
                         break;
                     }
                     cur = tx.inode(cur)?.parent;
+                }
+                if !reached_root {
+                    return Err(NsError::InvalidArgument(format!(
+                        "cannot move a directory under one more than {DIR_DEPTH_MAX} levels deep"
+                    )));
                 }
             }
             let mut orphaned = false;

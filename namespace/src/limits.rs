@@ -24,7 +24,9 @@ pub const USER_METADATA_BYTES_MAX: usize = 2048;
 pub const OBJECT_METADATA_BYTES_MAX: usize = 8 << 10;
 /// Hard links to one file.
 pub const LINK_COUNT_MAX: u32 = 65_000;
-/// Directory depth a rename loop check or key walk will follow.
+/// Directory depth a rename loop check or key walk will follow. A directory
+/// cannot be moved under one deeper than this (the loop check could not
+/// conclude); files and new directories have no depth limit.
 pub const DIR_DEPTH_MAX: usize = 512;
 /// Entries one readdir or listing page may return.
 pub const PAGE_ENTRIES_MAX: usize = 10_000;

@@ -362,3 +362,37 @@ fn state_survives_reopen_and_boot_epoch_advances() {
     let fresh_ino = ns.create(&root(), ns.bucket(b"bkt").unwrap().ino, b"g", 0o644, CreateMode::Guarded).unwrap().ino;
     assert!(fresh_ino > ino, "ids are never reused");
 }
+
+/// Regression test (issue #16, deep nesting): the rename loop check walked
+/// at most `DIR_DEPTH_MAX` parents up from the destination and, when it
+/// found neither the source nor the root, let the rename through, so moving
+/// a directory under its own descendant more than 512 levels down cut the
+/// subtree off the tree as a cycle. An inconclusive walk now refuses.
+#[test]
+fn a_directory_cannot_be_moved_under_a_descendant_deeper_than_the_walk_limit() {
+    let (_d, ns, b) = fresh();
+    let top = ns.mkdir(&root(), b, b"top", 0o755).unwrap();
+    let mut deepest = top.ino;
+    for _ in 0..namespace::limits::DIR_DEPTH_MAX + 8 {
+        deepest = ns.mkdir(&root(), deepest, b"d", 0o755).unwrap().ino;
+    }
+    let r = ns.rename(&root(), b, b"top", deepest, b"loop");
+    assert!(matches!(r, Err(NsError::InvalidArgument(_))), "{r:?}");
+    // Nothing moved: `top` is still in the bucket and `deepest` still
+    // reaches the root through its parents.
+    assert_eq!(ns.lookup(&root(), b, b"top").unwrap().ino, top.ino);
+    let mut cur = deepest;
+    let mut steps = 0;
+    while cur != ROOT_INO {
+        cur = ns.getattr(cur).unwrap().parent;
+        steps += 1;
+        assert!(steps < 2 * namespace::limits::DIR_DEPTH_MAX, "the chain must end at the root");
+    }
+    // Files need no loop check: one still moves into the deepest directory.
+    ns.create(&root(), b, b"f", 0o644, CreateMode::Guarded).unwrap();
+    ns.rename(&root(), b, b"f", deepest, b"f").unwrap();
+    // Directory moves whose destination the walk can follow to the root
+    // still work.
+    ns.mkdir(&root(), b, b"other", 0o755).unwrap();
+    ns.rename(&root(), b, b"other", top.ino, b"other").unwrap();
+}
