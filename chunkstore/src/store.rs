@@ -139,6 +139,12 @@ impl ChunkStore {
         Ok(())
     }
 
+    /// Whether a failed fsync poisoned the store: every later write fails
+    /// until the process reopens it (health checks report it).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
     fn poison(&self, e: std::io::Error) -> ChunkError {
         self.poisoned.store(true, Ordering::Release);
         tracing::error!(error = %e, "chunk store fsync failed; store poisoned");

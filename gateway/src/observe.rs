@@ -80,6 +80,11 @@ impl Health {
     pub fn attach(&self, ns: Arc<Namespace>) {
         let _ = self.ns.set(ns);
     }
+
+    /// Which store a failed flush poisoned, once the namespace is attached.
+    pub fn poisoned(&self) -> Option<&'static str> {
+        self.ns.get().and_then(|ns| ns.poisoned())
+    }
 }
 
 /// Installs the Prometheus recorder as the process's `metrics` recorder
@@ -187,6 +192,23 @@ pub async fn serve(
     tracker
 }
 
+/// `/readyz`'s answer: 200 only while serving with both stores healthy.
+/// A store poisoned by a failed flush refuses every write until the
+/// process restarts, so a load balancer must stop sending it traffic.
+fn readiness(phase: Phase, poisoned: Option<&'static str>) -> (StatusCode, String) {
+    match (phase, poisoned) {
+        (Phase::Ready, None) => (StatusCode::OK, "ready\n".into()),
+        (Phase::Ready, Some(store)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "poisoned: the {store} failed to make data durable; writes are refused until a restart (see the log)\n"
+            ),
+        ),
+        (Phase::Starting, _) => (StatusCode::SERVICE_UNAVAILABLE, "starting\n".into()),
+        (Phase::Draining, _) => (StatusCode::SERVICE_UNAVAILABLE, "draining\n".into()),
+    }
+}
+
 fn text(status: StatusCode, body: impl Into<Bytes>, content_type: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
@@ -201,14 +223,13 @@ async fn answer<B>(req: &Request<B>, handle: &PrometheusHandle, health: &Health)
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n", PLAIN),
-        "/readyz" => match health.phase() {
-            Phase::Ready => text(StatusCode::OK, "ready\n", PLAIN),
-            Phase::Starting => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n", PLAIN),
-            Phase::Draining => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n", PLAIN),
-        },
+        "/readyz" => {
+            let (status, body) = readiness(health.phase(), health.poisoned());
+            text(status, body, PLAIN)
+        }
         "/metrics" => {
             let ns = health.ns.get().cloned();
-            let ready = health.phase() == Phase::Ready;
+            let ready = readiness(health.phase(), health.poisoned()).0 == StatusCode::OK;
             let handle = handle.clone();
             // statvfs and the metastore's size touch the disk: off the runtime.
             let body = tokio::task::spawn_blocking(move || {
@@ -264,6 +285,16 @@ mod tests {
         assert_eq!(parse_listen("0.0.0.0:9095").unwrap(), Some("0.0.0.0:9095".parse().unwrap()));
         let e = parse_listen("nowhere").unwrap_err().to_string();
         assert!(e.contains("metrics_listen"), "{e}");
+    }
+
+    #[test]
+    fn readyz_is_503_while_a_store_is_poisoned() {
+        assert_eq!(readiness(Phase::Ready, None).0, StatusCode::OK);
+        let (status, body) = readiness(Phase::Ready, Some("chunk store"));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("poisoned") && body.contains("chunk store"), "{body}");
+        assert_eq!(readiness(Phase::Starting, None).0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(readiness(Phase::Draining, Some("metadata store")).0, StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

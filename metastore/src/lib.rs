@@ -100,6 +100,10 @@ pub trait MetaStore: Send + Sync {
 
     /// Bytes the engine occupies on disk (an estimate for metrics and FSSTAT).
     fn size_on_disk_bytes(&self) -> Result<u64>;
+
+    /// Whether a failed durability barrier poisoned the store: every later
+    /// call fails until the process reopens it (health checks report it).
+    fn is_poisoned(&self) -> bool;
 }
 
 /// Owned bound helper: scans take borrowed bounds; this makes them from slices.

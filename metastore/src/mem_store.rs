@@ -102,4 +102,9 @@ impl MetaStore for MemStore {
     fn size_on_disk_bytes(&self) -> Result<u64> {
         Ok(0)
     }
+
+    fn is_poisoned(&self) -> bool {
+        // Nothing here is ever flushed, so nothing can fail to be.
+        false
+    }
 }

@@ -276,6 +276,10 @@ impl MetaStore for SledStore {
     fn size_on_disk_bytes(&self) -> Result<u64> {
         self.db.size_on_disk().map_err(engine)
     }
+
+    fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
 }
 
 /// Whether an open failed because another handle still holds sled's file

@@ -293,6 +293,19 @@ impl Namespace {
         self.hidden_names.load(Ordering::Relaxed)
     }
 
+    /// Which store a failed durability barrier poisoned, if any: the
+    /// namespace then refuses writes (`Unavailable`) until the process is
+    /// restarted, and the gateway's `/readyz` says so.
+    pub fn poisoned(&self) -> Option<&'static str> {
+        if self.meta.is_poisoned() {
+            Some("metadata store")
+        } else if self.chunks.is_poisoned() {
+            Some("chunk store")
+        } else {
+            None
+        }
+    }
+
     /// Bytes the metastore occupies on disk (metrics).
     pub fn metastore_size_bytes(&self) -> NsResult<u64> {
         Ok(self.meta.size_on_disk_bytes()?)

@@ -106,8 +106,10 @@ fn failed_data_writes_change_nothing_and_fsync_failures_poison() {
     assert!(i.problems.is_empty());
     assert_eq!(i.chunks_unreferenced, 0, "failed writes leave no chunks");
     // an fsync failure makes the store refuse further writes
+    assert_eq!(ns.poisoned(), None);
     io.faults.fail_sync_after.store(1, Ordering::Release);
     assert!(ns.write(&root(), f.ino, 0, b"x").is_err());
+    assert_eq!(ns.poisoned(), Some("chunk store"), "health checks can tell");
     io.faults.fail_sync_after.store(0, Ordering::Release);
     assert!(matches!(ns.write(&root(), f.ino, 0, b"y"), Err(NsError::Unavailable(_))));
     assert_eq!(ns.read(&root(), f.ino, 0, 10).unwrap().0, b"before");
