@@ -24,7 +24,9 @@ mod store;
 pub use error::ChunkError;
 pub use format::{ChunkHeader, BLOCK_SIZE_BYTES, CHUNK_FORMAT_VERSION, CHUNK_SIZE_BYTES_MAX, HEADER_SIZE_BYTES};
 pub use io::{ChunkIo, Faults, FaultyIo, RealIo, WriteFailure};
-pub use store::{ChunkInfo, ChunkStore, ChunkStoreConfig, StoredChunk, DEFAULT_CHUNK_SIZE_BYTES};
+pub use store::{
+    ChunkInfo, ChunkStore, ChunkStoreConfig, StoredChunk, DEFAULT_CHUNK_SIZE_BYTES, DEFAULT_FREE_BYTES_RESERVED,
+};
 
 /// Result alias for chunkstore calls.
 pub type Result<T> = std::result::Result<T, ChunkError>;

@@ -13,6 +13,9 @@ use crate::{crc64nvme, ChunkError, ChunkIo, Result};
 /// fastest and wrote at least as fast as larger chunks (figures in
 /// `bench/results.md`). A 5 GiB object is 1280 extents.
 pub const DEFAULT_CHUNK_SIZE_BYTES: usize = 4 << 20;
+/// Default free space chunk writes leave for the metadata store: 256 MiB,
+/// many times what sled writes between two flushes under load.
+pub const DEFAULT_FREE_BYTES_RESERVED: u64 = 256 << 20;
 /// Parallel fdatasyncs one barrier issues at most.
 const SYNC_THREADS_MAX: usize = 8;
 /// Number of shard directories under `chunks/`.
@@ -25,12 +28,24 @@ pub struct ChunkStoreConfig {
     pub dir: PathBuf,
     /// Largest chunk written; files are split into chunks of this size.
     pub chunk_size_bytes: usize,
+    /// Free space on the data volume that chunk writes leave alone: a
+    /// chunk that would leave less is refused with [`ChunkError::NoSpace`]
+    /// before anything is written. The metadata store shares the volume;
+    /// this headroom is what lets it keep committing (deletes, renames)
+    /// when data has filled the disk, so the gateway serves on and recovers
+    /// as soon as space is freed, instead of a failed metadata flush
+    /// poisoning it. 0 turns the check off.
+    pub free_bytes_reserved: u64,
 }
 
 impl ChunkStoreConfig {
     /// Default settings under `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        ChunkStoreConfig { dir: dir.into(), chunk_size_bytes: DEFAULT_CHUNK_SIZE_BYTES }
+        ChunkStoreConfig {
+            dir: dir.into(),
+            chunk_size_bytes: DEFAULT_CHUNK_SIZE_BYTES,
+            free_bytes_reserved: DEFAULT_FREE_BYTES_RESERVED,
+        }
     }
 }
 
@@ -68,6 +83,8 @@ struct Pending {
 /// Immutable, checksummed chunk files in a data directory.
 pub struct ChunkStore {
     root: PathBuf,
+    /// See [`ChunkStoreConfig::free_bytes_reserved`].
+    free_bytes_reserved: u64,
     io: Arc<dyn ChunkIo>,
     chunk_size_bytes: usize,
     /// Chunks written but not yet fsync'd, and the shard directories that
@@ -103,6 +120,7 @@ impl ChunkStore {
         }
         Ok(ChunkStore {
             root,
+            free_bytes_reserved: cfg.free_bytes_reserved,
             io,
             chunk_size_bytes: cfg.chunk_size_bytes,
             pending: Mutex::new(Pending::default()),
@@ -139,6 +157,22 @@ impl ChunkStore {
         Ok(())
     }
 
+    /// Refuses a write of `len` bytes that would leave less than the
+    /// reserved free space on the volume (see
+    /// [`ChunkStoreConfig::free_bytes_reserved`]).
+    fn check_free_space(&self, len: u64) -> Result<()> {
+        if self.free_bytes_reserved == 0 {
+            return Ok(());
+        }
+        let st = nix::sys::statvfs::statvfs(&self.root).map_err(|e| ChunkError::Io(e.into()))?;
+        let avail = (st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64);
+        if avail < self.free_bytes_reserved.saturating_add(len) {
+            metrics::counter!("gateway_chunkstore_refused_no_space_total").increment(1);
+            return Err(ChunkError::NoSpace);
+        }
+        Ok(())
+    }
+
     /// Whether a failed fsync poisoned the store: every later write fails
     /// until the process reopens it (health checks report it).
     pub fn is_poisoned(&self) -> bool {
@@ -162,6 +196,7 @@ impl ChunkStore {
             return Err(ChunkError::Invalid(format!("{} bytes exceed the chunk size", data.len())));
         }
         let len = data.len() as u64;
+        self.check_free_space(len)?;
         let mut table = Vec::with_capacity(blocks_for(len) as usize * 4);
         for block in data.chunks(BLOCK_SIZE_BYTES) {
             table.extend_from_slice(&crc32c(block).to_le_bytes());

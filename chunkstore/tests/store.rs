@@ -151,3 +151,26 @@ fn quarantine_moves_a_chunk_out_of_the_store_and_keeps_its_bytes() {
     assert!(s.list().unwrap().is_empty());
     assert_eq!(s.quarantine(7, &q).unwrap(), None, "nothing left to move");
 }
+
+#[test]
+fn writes_that_would_eat_the_reserved_free_space_are_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let avail = {
+        let st = nix::sys::statvfs::statvfs(dir.path()).unwrap();
+        st.blocks_available() as u64 * st.fragment_size() as u64
+    };
+    // A reserve above what the volume has free: every write is refused,
+    // and no file is left behind.
+    let mut cfg = ChunkStoreConfig::new(dir.path());
+    cfg.free_bytes_reserved = avail + (1 << 30);
+    let s = ChunkStore::open(&cfg, Arc::new(RealIo)).unwrap();
+    assert!(matches!(s.write_chunk(7, b"data"), Err(ChunkError::NoSpace)));
+    assert!(!s.path_of(7).exists());
+    assert!(!s.is_poisoned(), "running out of space is not a durability failure");
+    drop(s);
+    // With room left beyond the reserve, the same write succeeds.
+    cfg.free_bytes_reserved = 1 << 20;
+    let s = ChunkStore::open(&cfg, Arc::new(RealIo)).unwrap();
+    s.write_chunk(7, b"data").unwrap();
+    s.barrier().unwrap();
+}

@@ -69,6 +69,7 @@ struct File {
     virtual_host_base: Option<String>,
     shutdown_deadline_secs: Option<u64>,
     chunk_size_mib: Option<usize>,
+    free_space_reserved_mib: Option<u64>,
     log_format: Option<String>,
     metrics_listen: Option<String>,
     gc_interval_secs: Option<u64>,
@@ -112,6 +113,8 @@ pub struct Config {
     pub shutdown_deadline: Duration,
     /// Chunk size for new data.
     pub chunk_size_bytes: usize,
+    /// Free space data writes leave on the data volume for metadata.
+    pub free_bytes_reserved: u64,
     /// `text` or `json`.
     pub log_format: String,
     /// Period of the background GC pass and orphan scan.
@@ -146,6 +149,11 @@ const DEFAULT_NFS_LISTEN: &str = "127.0.0.1:2049";
 const NFS_IN_FLIGHT_MAX: usize = 4096;
 /// Default period of the background GC.
 const DEFAULT_GC_INTERVAL_SECS: u64 = 60;
+/// Free space data writes leave for the metadata store, in MiB (the chunk
+/// store's own default).
+const DEFAULT_FREE_SPACE_RESERVED_MIB: u64 = 256;
+/// Most free space that may be reserved: 1 TiB, in MiB.
+const FREE_SPACE_RESERVED_MIB_MAX: u64 = 1 << 20;
 /// Default grace of dropped chunks (readers of replaced data finish first).
 const DEFAULT_GC_GRACE_SECS: u64 = 600;
 /// Default drain deadline.
@@ -191,6 +199,10 @@ impl Config {
         let chunk_mib = file.chunk_size_mib.unwrap_or(4);
         if chunk_mib == 0 || chunk_mib > 64 {
             bail!("chunk_size_mib: must be 1 to 64, got {chunk_mib}");
+        }
+        let reserved_mib = file.free_space_reserved_mib.unwrap_or(DEFAULT_FREE_SPACE_RESERVED_MIB);
+        if reserved_mib > FREE_SPACE_RESERVED_MIB_MAX {
+            bail!("free_space_reserved_mib: must be at most {FREE_SPACE_RESERVED_MIB_MAX}, got {reserved_mib}");
         }
         let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "text".into());
         if log_format != "text" && log_format != "json" {
@@ -263,6 +275,7 @@ impl Config {
             virtual_host_base: file.virtual_host_base,
             shutdown_deadline: Duration::from_secs(shutdown_secs),
             chunk_size_bytes: chunk_mib << 20,
+            free_bytes_reserved: reserved_mib << 20,
             log_format,
             gc_interval: Duration::from_secs(gc_interval_secs),
             gc_grace: Duration::from_secs(gc_grace_secs),

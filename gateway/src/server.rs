@@ -21,6 +21,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (ak, sk, generated) = crate::credentials::root(&cfg.data_dir)?;
     let mut ns_cfg = NamespaceConfig::new(&cfg.data_dir);
     ns_cfg.chunk_size_bytes = cfg.chunk_size_bytes;
+    ns_cfg.free_bytes_reserved = cfg.free_bytes_reserved;
     ns_cfg.gc_grace = cfg.gc_grace;
     ns_cfg.default_file_mode = cfg.s3_file_mode;
     ns_cfg.default_dir_mode = cfg.s3_dir_mode;

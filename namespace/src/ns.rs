@@ -35,6 +35,10 @@ pub struct NamespaceConfig {
     pub data_dir: PathBuf,
     /// Chunk size for new data.
     pub chunk_size_bytes: usize,
+    /// Free space on the data volume that data writes leave for the
+    /// metadata store (`ChunkStoreConfig::free_bytes_reserved`): a write
+    /// that would eat into it fails with `NoSpace`; 0 turns it off.
+    pub free_bytes_reserved: u64,
     /// sled page cache.
     pub meta_cache_bytes: u64,
     /// How long opening waits for the metadata store's lock (held by
@@ -68,6 +72,7 @@ impl NamespaceConfig {
         NamespaceConfig {
             data_dir: data_dir.into(),
             chunk_size_bytes: chunkstore::DEFAULT_CHUNK_SIZE_BYTES,
+            free_bytes_reserved: chunkstore::DEFAULT_FREE_BYTES_RESERVED,
             meta_cache_bytes: 256 << 20,
             meta_lock_wait: metastore::DEFAULT_LOCK_WAIT,
             gc_grace: Duration::from_secs(600),
@@ -398,6 +403,7 @@ fn open_stores(cfg: &NamespaceConfig) -> NsResult<(Arc<dyn MetaStore>, Arc<Chunk
     let meta: Arc<dyn MetaStore> = Arc::new(SledStore::open(&sled_cfg, crate::tree::SCHEMA)?);
     let mut ccfg = ChunkStoreConfig::new(&cfg.data_dir);
     ccfg.chunk_size_bytes = cfg.chunk_size_bytes;
+    ccfg.free_bytes_reserved = cfg.free_bytes_reserved;
     let chunks = Arc::new(ChunkStore::open(&ccfg, cfg.chunk_io.clone())?);
     Ok((meta, chunks))
 }
