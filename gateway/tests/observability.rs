@@ -6,11 +6,10 @@
 //! in the output.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sigv4::http_request::{
@@ -24,86 +23,17 @@ use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use nfs3_client::tokio::TokioConnector;
 use nfs3_client::Nfs3ConnectionBuilder;
 
+mod common;
+
+use common::Gateway;
+
 const ACCESS_KEY: &str = "AKOBSERVE";
 const SECRET_KEY: &str = "obs-secret-Zq8vXw3Lk9";
 const BUCKET: &str = "obsbucket";
 
-/// The gateway process; killed if the test fails half-way.
-struct Gateway {
-    child: Child,
-    s3: SocketAddr,
-    nfs: SocketAddr,
-    metrics: SocketAddr,
-    stdout: Vec<String>,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn addr_after(lines: &[String], prefix: &str) -> Option<SocketAddr> {
-    let line = lines.iter().find(|l| l.starts_with(prefix))?;
-    let rest = line[prefix.len()..].trim_start_matches("http://");
-    rest.split_whitespace().next()?.parse().ok()
-}
-
 fn start(dir: &Path) -> Gateway {
-    let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        "gc_interval_secs = 1\nshutdown_deadline_secs = 5\n[nfs_export_defaults]\nsquash = \"none\"\n",
-    )
-    .unwrap();
-    let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .args(["serve", "--data-dir"])
-        .arg(dir.join("data"))
-        .args(["--s3-listen", "127.0.0.1:0", "--nfs-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-        .args(["--log-format", "json", "--config"])
-        .arg(&config)
-        .env("GATEWAY_ACCESS_KEY", ACCESS_KEY)
-        .env("GATEWAY_SECRET_KEY", SECRET_KEY)
-        .env("GATEWAY_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("start the gateway binary");
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !lines.iter().any(|l: &String| l.starts_with("NFS listening on ")) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => lines.push(l),
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "gateway did not start: stdout {lines:?}, stderr {}",
-                    std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
-                );
-            }
-        }
-    }
-    Gateway {
-        s3: addr_after(&lines, "S3 listening on ").expect("S3 address"),
-        nfs: addr_after(&lines, "NFS listening on ").expect("NFS address"),
-        metrics: addr_after(&lines, "Metrics listening on ").expect("metrics address"),
-        stdout: lines,
-        child,
-    }
+    let config = "gc_interval_secs = 1\nshutdown_deadline_secs = 5\n[nfs_export_defaults]\nsquash = \"none\"\n";
+    common::start(dir, config, ACCESS_KEY, SECRET_KEY, "debug", &["--log-format", "json"])
 }
 
 /// A response as a client sees it.

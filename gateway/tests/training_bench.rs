@@ -5,92 +5,24 @@
 //! the run); the test also checks a file written by prepare directly, that
 //! a corrupted byte is caught, and that the JSON and CSV parse.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Instant;
+
+mod common;
+
+use common::{gateway, Gateway};
 
 const ACCESS_KEY: &str = "AKBENCH";
 const SECRET_KEY: &str = "bench-secret-8f3kQ";
 const BUCKET: &str = "bench";
 const SEED: &str = "7";
 
-/// The gateway process; killed when dropped.
-struct Gateway {
-    child: Child,
-    s3: SocketAddr,
-    nfs: SocketAddr,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn addr_after(lines: &[String], prefix: &str) -> Option<SocketAddr> {
-    let line = lines.iter().find(|l| l.starts_with(prefix))?;
-    let rest = line[prefix.len()..].trim_start_matches("http://");
-    rest.split_whitespace().next()?.parse().ok()
-}
-
-fn gateway() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gateway"))
-}
-
 fn start(dir: &Path) -> Gateway {
     let data = dir.join("data");
     let out = gateway().args(["bucket", "create", BUCKET, "--data-dir"]).arg(&data).output().unwrap();
     assert!(out.status.success(), "bucket create: {}", String::from_utf8_lossy(&out.stderr));
-    let config = dir.join("gateway.toml");
-    std::fs::write(&config, "[nfs_export_defaults]\nsquash = \"none\"\n").unwrap();
-    let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
-    let mut child = gateway()
-        .args(["serve", "--data-dir"])
-        .arg(&data)
-        .args(["--s3-listen", "127.0.0.1:0", "--nfs-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-        .arg("--config")
-        .arg(&config)
-        .env("GATEWAY_ACCESS_KEY", ACCESS_KEY)
-        .env("GATEWAY_SECRET_KEY", SECRET_KEY)
-        .env("GATEWAY_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("start the gateway binary");
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !lines.iter().any(|l: &String| l.starts_with("NFS listening on ")) {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(l) => lines.push(l),
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "gateway did not start: {lines:?} {}",
-                    std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
-                );
-            }
-        }
-    }
-    Gateway {
-        s3: addr_after(&lines, "S3 listening on ").expect("S3 address"),
-        nfs: addr_after(&lines, "NFS listening on ").expect("NFS address"),
-        child,
-    }
+    common::start(dir, "[nfs_export_defaults]\nsquash = \"none\"\n", ACCESS_KEY, SECRET_KEY, "warn", &[])
 }
 
 /// `gateway bench <cmd> <targets> <tiny options>`.
