@@ -133,7 +133,8 @@ impl StringToSign {
         )
     }
 
-    /// Succeeds when the signature over any of `dates` is `want`.
+    /// Succeeds when the signature over any of `dates` (and any of the
+    /// resource forms) is `want`.
     fn verify(&self, secret: &str, dates: &[&str], want: &str) -> Result<(), S3Error> {
         let mut matched = false;
         for resource in &self.resources {
