@@ -1,9 +1,11 @@
 //! The S3 front door: HTTP/1.1 (and HTTPS via rustls) on hyper, SigV4
-//! verified by re-signing with `aws-sigv4`, streaming bodies with checksums
-//! verified on the way in, and the S3 operations over the namespace.
+//! verified by re-signing with `aws-sigv4` and SigV2 by HMAC-SHA1,
+//! streaming bodies with checksums verified on the way in, and the S3
+//! operations over the namespace.
 //!
-//! API boundary: this crate is the only one that knows HTTP, XML and SigV4;
-//! it sees the namespace through `namespace::Namespace` and `NsError` only.
+//! API boundary: this crate is the only one that knows HTTP, XML and AWS
+//! signatures; it sees the namespace through `namespace::Namespace` and
+//! `NsError` only.
 
 pub mod auth;
 mod body;

@@ -77,7 +77,8 @@ async fn serve(
     parts: http::request::Parts,
     body: RequestBody,
 ) -> ((String, &'static str), Result<Response<Body>, S3Error>) {
-    let (bucket, key) = match vhost_bucket(&state, &parts.headers) {
+    let vhost = vhost_bucket(&state, &parts.headers);
+    let (bucket, key) = match vhost.clone() {
         Some(b) => {
             let key: Vec<u8> = percent_encoding::percent_decode_str(parts.uri.path().trim_start_matches('/')).collect();
             (Some(b), (!key.is_empty()).then_some(key))
@@ -88,10 +89,12 @@ async fn serve(
     let endpoint =
         route(&parts.method, bucket.as_deref(), key.is_some(), &query, parts.headers.contains_key("x-amz-copy-source"));
     let op = (format!("{endpoint:?}"), endpoint.name());
-    let auth = match authenticate(&state.keys, &parts.method, &parts.uri, &parts.headers, SystemTime::now()) {
-        Ok(a) => a,
-        Err(e) => return (op, Err(e)),
-    };
+    let auth =
+        match authenticate(&state.keys, &parts.method, &parts.uri, &parts.headers, vhost.as_deref(), SystemTime::now())
+        {
+            Ok(a) => a,
+            Err(e) => return (op, Err(e)),
+        };
     // S3 rights first; the namespace then checks POSIX permissions of the
     // key's identity, so a request must pass both.
     if let (Some(need), Some(b)) = (crate::rights::needed(&endpoint), bucket.as_deref()) {

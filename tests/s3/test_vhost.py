@@ -61,3 +61,32 @@ def test_virtual_hosted_requests_address_the_bucket(vhost_gateway, resolve_base_
         config=botocore.config.Config(s3={"addressing_style": "path"}),
     )
     assert path_style.get_object(Bucket="vhosted", Key="dir/a b+c.txt")["Body"].read() == b"virtual"
+
+
+def test_virtual_hosted_sigv2_header_and_presigned(vhost_gateway, resolve_base_to_localhost):
+    """SigV2 signs `/bucket/key` whatever the addressing: the gateway puts
+    the Host's bucket in front of the path, for headers and presigned URLs."""
+    import urllib.request
+
+    port = vhost_gateway.url.rsplit(":", 1)[1]
+    cfg = botocore.config.Config(
+        s3={"addressing_style": "virtual"}, signature_version="s3", retries={"total_max_attempts": 1}
+    )
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://{BASE}:{port}",
+        aws_access_key_id=vhost_gateway.access_key,
+        aws_secret_access_key=vhost_gateway.secret_key,
+        region_name=REGION,
+        config=cfg,
+    )
+    s3.create_bucket(Bucket="vhosted-v2")
+    s3.put_object(Bucket="vhosted-v2", Key="dir/a b+c.txt", Body=b"v2 virtual")
+    assert s3.get_object(Bucket="vhosted-v2", Key="dir/a b+c.txt")["Body"].read() == b"v2 virtual"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="vhosted-v2")["Contents"]] == ["dir/a b+c.txt"]
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "vhosted-v2", "Key": "dir/a b+c.txt"})
+    assert url.startswith(f"http://vhosted-v2.{BASE}:{port}/") and "AWSAccessKeyId=" in url, url
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        assert resp.read() == b"v2 virtual"
+    s3.delete_object(Bucket="vhosted-v2", Key="dir/a b+c.txt")
+    s3.delete_bucket(Bucket="vhosted-v2")
