@@ -1,14 +1,10 @@
 """Signature Version 2: presigned `AWSAccessKeyId`/`Expires`/`Signature`
 URLs (what boto3's `generate_presigned_url` makes with a default client)
 and `Authorization: AWS key:signature` headers (`signature_version="s3"`),
-with the same rights and POSIX checks as SigV4, and the AWS CLI v1 with
-`s3.signature_version = s3`."""
+with the same rights and POSIX checks as SigV4."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -269,53 +265,6 @@ def test_sigv2_keys_get_the_same_rights_and_posix_checks(users_gw):
     assert (ok.status, ok.body) == (200, b"alice's")
 
 
-# ------------------------------------------------------------ AWS CLI v1
-
-
-def test_aws_cli_with_sigv2(gw, s3, bucket, tmp_path):
-    """The AWS CLI v1 with `s3.signature_version = s3` copies up and down,
-    lists and removes, signing with SigV2 (its `s3 presign` always uses
-    SigV4, so it is not tried here)."""
-    try:
-        import awscli  # noqa: F401
-    except ImportError:
-        pytest.skip("awscli is not installed")
-    cfg = tmp_path / "config"
-    cfg.write_text(f"[default]\nregion = {REGION}\ns3 =\n    signature_version = s3\n    addressing_style = path\n")
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "AWS_ACCESS_KEY_ID": gw.access_key,
-        "AWS_SECRET_ACCESS_KEY": gw.secret_key,
-        "AWS_CONFIG_FILE": str(cfg),
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_PAGER": "",
-    }
-    base = [sys.executable, "-m", "awscli", "--endpoint-url", gw.url]
-    if gw.ca_path:
-        base += ["--ca-bundle", str(gw.ca_path)]
-
-    def aws(*args):
-        p = subprocess.run(base + ["--debug", *args], env=env, capture_output=True, text=True, timeout=120)
-        assert p.returncode == 0, f"aws {' '.join(args)}: {p.stdout}\n{p.stderr[-3000:]}"
-        # botocore logs the signer it used; the requests must be SigV2's.
-        if "using hmacv1 auth" not in p.stderr:
-            pytest.skip("this AWS CLI signs S3 requests with SigV4 whatever s3.signature_version says")
-        assert "AWS4-HMAC-SHA256" not in p.stderr
-        return p.stdout
-
-    src = tmp_path / "up.bin"
-    body = random_bytes(20_000, seed=25)
-    src.write_bytes(body)
-    aws("s3", "cp", str(src), f"s3://{bucket}/cli/up.bin")
-    assert s3.get_object(Bucket=bucket, Key="cli/up.bin")["Body"].read() == body
-    dst = tmp_path / "down.bin"
-    aws("s3", "cp", f"s3://{bucket}/cli/up.bin", str(dst))
-    assert dst.read_bytes() == body
-    assert "up.bin" in aws("s3", "ls", f"s3://{bucket}/cli/")
-    aws("s3", "rm", f"s3://{bucket}/cli/up.bin")
-    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+# The pinned AWS CLI (1.46.3) signs S3 requests with SigV4 whatever
+# `s3.signature_version` says (checked with --debug), so it cannot exercise
+# SigV2; boto3 clients with `signature_version="s3"` do above.
