@@ -83,16 +83,9 @@ pub async fn list_objects(c: ReqCtx, v2: bool) -> Result<Response<Body>, S3Error
             ListEntry::Object { key, info } => {
                 body.push_str("<Contents>");
                 body.push_str(&el("Key", &encode(key, url)));
-                body.push_str(&el("LastModified", &iso8601(info.inode.mtime)));
-                body.push_str(&el("ETag", &format!("\"{}\"", info.etag)));
-                body.push_str(&el("Size", &info.inode.size.to_string()));
-                body.push_str(&el("StorageClass", "STANDARD"));
+                push_object_fields(&mut body, info);
                 if fetch_owner {
-                    body.push_str(&format!(
-                        "<Owner>{}{}</Owner>",
-                        el("ID", &info.inode.uid.to_string()),
-                        el("DisplayName", &info.inode.uid.to_string())
-                    ));
+                    body.push_str(&owner(info));
                 }
                 body.push_str("</Contents>");
             }
@@ -193,15 +186,8 @@ pub async fn list_versions(c: ReqCtx) -> Result<Response<Body>, S3Error> {
                 s.push_str(&el("Key", &encode(key, url)));
                 s.push_str(&el("VersionId", NULL_VERSION));
                 s.push_str(&el("IsLatest", "true"));
-                s.push_str(&el("LastModified", &iso8601(info.inode.mtime)));
-                s.push_str(&el("ETag", &format!("\"{}\"", info.etag)));
-                s.push_str(&el("Size", &info.inode.size.to_string()));
-                s.push_str(&el("StorageClass", "STANDARD"));
-                s.push_str(&format!(
-                    "<Owner>{}{}</Owner>",
-                    el("ID", &info.inode.uid.to_string()),
-                    el("DisplayName", &info.inode.uid.to_string())
-                ));
+                push_object_fields(&mut s, info);
+                s.push_str(&owner(info));
                 s.push_str("</Version>");
             }
             ListEntry::CommonPrefix(p) => {
@@ -211,6 +197,21 @@ pub async fn list_versions(c: ReqCtx) -> Result<Response<Body>, S3Error> {
     }
     s.push_str("</ListVersionsResult>");
     Ok(xml_response(s))
+}
+
+/// The fields every listed object carries, in S3's order (ListObjects
+/// `<Contents>` and ListObjectVersions `<Version>` alike).
+fn push_object_fields(out: &mut String, info: &namespace::ObjectInfo) {
+    out.push_str(&el("LastModified", &iso8601(info.inode.mtime)));
+    out.push_str(&el("ETag", &format!("\"{}\"", info.etag)));
+    out.push_str(&el("Size", &info.inode.size.to_string()));
+    out.push_str(&el("StorageClass", "STANDARD"));
+}
+
+/// `<Owner>`: the object's uid as both ID and display name.
+fn owner(info: &namespace::ObjectInfo) -> String {
+    let uid = info.inode.uid.to_string();
+    format!("<Owner>{}{}</Owner>", el("ID", &uid), el("DisplayName", &uid))
 }
 
 #[cfg(test)]
