@@ -136,10 +136,13 @@ async fn execute(state: Arc<NfsState>, peer: SocketAddr, call: Call, record: Vec
             return Some(Arc::new(Reply::accepted_framed(xid, AcceptStat::ProgUnavail, &[])));
         }
     }
-    let label = call_label(call.prog, call.proc_);
-    // The NFS procedure, parsed once; `None` for other programs and for
-    // unknown numbers (answered PROC_UNAVAIL).
+    // The NFS procedure, parsed once (dispatch, DRC and label use it);
+    // `None` for other programs and for unknown numbers (PROC_UNAVAIL).
     let nfs_proc = if call.prog == NFS_PROGRAM { Proc::from_u32(call.proc_) } else { None };
+    let label = match nfs_proc {
+        Some(p) => p.name(),
+        None => call_label(call.prog, call.proc_),
+    };
     let cached = nfs_proc.is_some_and(|p| !p.is_idempotent());
     let key = cached.then(|| {
         DrcKey::new(client, xid, call.prog, call.vers, call.proc_, &record[call.args_offset.min(record.len())..])
