@@ -49,6 +49,9 @@ pub enum Request {
         gid: u32,
         /// Permission bits.
         mode: Option<u32>,
+        /// Bind the new bucket to this upstream.
+        #[serde(default)]
+        upstream: Option<namespace::UpstreamBinding>,
     },
     /// Delete an empty bucket.
     BucketRemove {
@@ -156,10 +159,16 @@ fn handle(ctx: &AdminCtx, req: Request) -> Response {
             Ok(summary) => Response::ok(vec![summary]),
             Err(e) => Response::err(format!("{e:#}")),
         },
-        Request::BucketCreate { name, uid, gid, mode } => match create_bucket(&ctx.ns, &name, uid, gid, mode) {
-            Ok(line) => Response::ok(vec![line]),
-            Err(e) => Response::err(e),
-        },
+        Request::BucketCreate { name, uid, gid, mode, upstream } => {
+            let made = create_bucket(&ctx.ns, &name, uid, gid, mode).and_then(|line| match &upstream {
+                Some(b) => bind_bucket(&ctx.ns, &name, b, true).map(|l| vec![line, l]),
+                None => Ok(vec![line]),
+            });
+            match made {
+                Ok(lines) => Response::ok(lines),
+                Err(e) => Response::err(e),
+            }
+        }
         Request::BucketRemove { name } => match remove_bucket(&ctx.ns, &name) {
             Ok(line) => Response::ok(vec![line]),
             Err(e) => Response::err(e),
@@ -193,6 +202,18 @@ pub fn create_bucket(ns: &Namespace, name: &str, uid: u32, gid: u32, mode: Optio
         "created bucket {name} (owner {uid}:{gid}{})",
         mode.map(|m| format!(", mode {m:o}")).unwrap_or_default()
     ))
+}
+
+/// Binds the (new, empty) bucket `name` to an upstream; `attach` also
+/// builds and attaches its client (a running gateway; offline, the next
+/// start does).
+pub fn bind_bucket(ns: &Namespace, name: &str, b: &namespace::UpstreamBinding, attach: bool) -> Result<String, String> {
+    crate::upstream::check_binding(b).map_err(|e| format!("{e:#}"))?;
+    let ino = ns.bind_upstream(name.as_bytes(), b).map_err(|e| format!("binding bucket {name:?}: {e}"))?;
+    if attach {
+        crate::upstream::attach(ns, ino, b, None).map_err(|e| format!("bucket {name:?}: {e:#}"))?;
+    }
+    Ok(crate::upstream::describe(name, b))
 }
 
 /// Removes an empty bucket.

@@ -85,6 +85,8 @@ struct File {
     s3_default_identity: Option<Identity>,
     #[serde(default)]
     user: Vec<UserEntry>,
+    #[serde(default)]
+    upstream_bucket: Vec<crate::upstream::UpstreamBucketEntry>,
 }
 
 /// One `[[nfs_export]]` table: a path and its options.
@@ -137,6 +139,8 @@ pub struct Config {
     pub s3_default_identity: Identity,
     /// `[[user]]` tables of the configuration file (validated).
     pub users: Vec<UserEntry>,
+    /// `[[upstream_bucket]]` tables (validated).
+    pub upstream_buckets: Vec<crate::upstream::UpstreamBucketEntry>,
 }
 
 /// Default S3 address.
@@ -256,6 +260,13 @@ impl Config {
             bail!("gc_interval_secs: must be at least 1");
         }
         let gc_grace_secs = args.gc_grace_secs.or(file.gc_grace_secs).unwrap_or(DEFAULT_GC_GRACE_SECS);
+        let mut upstream_names = std::collections::HashSet::new();
+        for e in &file.upstream_bucket {
+            e.binding()?;
+            if !upstream_names.insert(e.name.clone()) {
+                bail!("upstream_bucket {:?}: listed twice", e.name);
+            }
+        }
         let metrics_listen = crate::observe::parse_listen(
             &args.metrics_listen.or(file.metrics_listen).unwrap_or_else(|| DEFAULT_METRICS_LISTEN.into()),
         )?;
@@ -265,6 +276,7 @@ impl Config {
             s3_dir_mode,
             s3_default_identity,
             users: file.user,
+            upstream_buckets: file.upstream_bucket,
             nfs_listen,
             portmap_listen,
             nfs,

@@ -10,6 +10,7 @@ mod fsck;
 mod manage;
 mod observe;
 mod server;
+mod upstream;
 mod users;
 
 use clap::{Parser, Subcommand};

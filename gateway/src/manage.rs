@@ -82,6 +82,8 @@ pub enum BucketCmd {
         #[arg(long, value_parser = parse_octal)]
         mode: Option<u32>,
         #[command(flatten)]
+        upstream: UpstreamArgs,
+        #[command(flatten)]
         dir: DataDirArg,
     },
     /// List buckets with owner and mode.
@@ -96,6 +98,54 @@ pub enum BucketCmd {
         #[command(flatten)]
         dir: DataDirArg,
     },
+}
+
+/// Flags binding a new bucket to an upstream object store.
+#[derive(clap::Args, Debug)]
+pub struct UpstreamArgs {
+    /// Serve this bucket from an upstream store: s3://BUCKET[/PREFIX]
+    /// (needs --upstream-endpoint).
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Endpoint URL of the upstream store, e.g. https://rgw.example:8443.
+    #[arg(long, requires = "upstream")]
+    upstream_endpoint: Option<String>,
+    /// Region for signatures.
+    #[arg(long, default_value = "us-east-1", requires = "upstream")]
+    upstream_region: String,
+    /// Virtual-host addressing (BUCKET.host) instead of path style.
+    #[arg(long, requires = "upstream")]
+    upstream_virtual_host: bool,
+    /// PEM file of CA certificates for a private TLS upstream.
+    #[arg(long, requires = "upstream")]
+    upstream_ca_file: Option<String>,
+    /// Where the keys come from: env (AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY of the gateway), file:PATH, or anonymous.
+    #[arg(long, default_value = "env", requires = "upstream")]
+    upstream_credentials: String,
+    /// Seconds listings and ETags are trusted; 0 asks on every use.
+    #[arg(long, default_value_t = crate::upstream::DEFAULT_REVALIDATE_SECS, requires = "upstream")]
+    revalidate_secs: u64,
+}
+
+impl UpstreamArgs {
+    fn binding(&self) -> anyhow::Result<Option<namespace::UpstreamBinding>> {
+        let Some(url) = &self.upstream else { return Ok(None) };
+        let (bucket, prefix) = crate::upstream::parse_s3_url(url)?;
+        let Some(endpoint) = self.upstream_endpoint.clone() else { bail!("--upstream needs --upstream-endpoint") };
+        let b = namespace::UpstreamBinding {
+            endpoint,
+            region: self.upstream_region.clone(),
+            bucket,
+            prefix,
+            virtual_host: self.upstream_virtual_host,
+            ca_file: self.upstream_ca_file.clone(),
+            credentials: crate::upstream::parse_credential_source(&self.upstream_credentials)?,
+            revalidate_secs: self.revalidate_secs,
+        };
+        crate::upstream::check_binding(&b)?;
+        Ok(Some(b))
+    }
 }
 
 fn parse_octal(s: &str) -> Result<u32, String> {
@@ -210,7 +260,9 @@ fn ensure_dir(data_dir: &Path) -> anyhow::Result<()> {
 /// Runs a `bucket` command: through a running gateway, else offline.
 pub fn bucket(cmd: BucketCmd) -> anyhow::Result<()> {
     let (req, dir) = match cmd {
-        BucketCmd::Create { name, uid, gid, mode, dir } => (Request::BucketCreate { name, uid, gid, mode }, dir),
+        BucketCmd::Create { name, uid, gid, mode, upstream, dir } => {
+            (Request::BucketCreate { name, uid, gid, mode, upstream: upstream.binding()? }, dir)
+        }
         BucketCmd::List { dir } => (Request::BucketList, dir),
         BucketCmd::Remove { name, dir } => (Request::BucketRemove { name }, dir),
     };
@@ -235,9 +287,11 @@ fn offline(data_dir: &Path, req: Request) -> anyhow::Result<Vec<String>> {
     let (ns, _) = Namespace::open(NamespaceConfig::new(data_dir))
         .with_context(|| format!("opening {} (is a gateway without admin socket running?)", data_dir.display()))?;
     let out = match req {
-        Request::BucketCreate { name, uid, gid, mode } => {
-            admin::create_bucket(&ns, &name, uid, gid, mode).map(|l| vec![l])
-        }
+        Request::BucketCreate { name, uid, gid, mode, upstream } => admin::create_bucket(&ns, &name, uid, gid, mode)
+            .and_then(|l| match &upstream {
+                Some(b) => admin::bind_bucket(&ns, &name, b, false).map(|u| vec![l, u]),
+                None => Ok(vec![l]),
+            }),
         Request::BucketRemove { name } => admin::remove_bucket(&ns, &name).map(|l| vec![l]),
         Request::BucketList => admin::list_buckets(&ns),
         Request::ReloadUsers | Request::Fsck { .. } => Ok(Vec::new()),

@@ -65,6 +65,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         recovery_summary(&report)
     );
     let ns = Arc::new(ns);
+    let upstreams = cfg.upstream_buckets.clone();
+    let ns2 = ns.clone();
+    let bound = tokio::task::spawn_blocking(move || crate::upstream::setup(&ns2, &upstreams))
+        .await?
+        .context("setting up upstream buckets")?;
+    for line in bound {
+        tracing::info!("upstream {line}");
+    }
     health.attach(ns.clone());
     let certs = match &cfg.tls {
         Some((c, k)) => {

@@ -69,7 +69,7 @@ impl Namespace {
     /// Reads up to `len` bytes at `offset`; returns the bytes and whether
     /// they reach the end of the file. Holes read as zeros.
     pub fn read(&self, caller: &Caller, ino: u64, offset: u64, len: usize) -> NsResult<(Vec<u8>, bool)> {
-        let _lock = self.extent_locks.get(ino).read().unwrap_or_else(|p| p.into_inner());
+        let lock = self.extent_locks.get(ino).read().unwrap_or_else(|p| p.into_inner());
         let n = self.getattr(ino)?;
         require_file(&n)?;
         access::check_data(caller, &n, R)?;
@@ -78,19 +78,35 @@ impl Namespace {
         }
         let end = n.size.min(offset.saturating_add(len as u64));
         let extents = self.extents_overlapping(ino, offset, end)?;
+        if extents.iter().any(|(_, e)| e.is_remote()) {
+            // Fetching caches under the write lock; the chunks these
+            // extents name outlive this read (GC grace).
+            drop(lock);
+        }
         let mut buf = vec![0u8; (end - offset) as usize];
-        self.fill_from_extents(&extents, offset, &mut buf)?;
+        self.fill_from_extents(ino, &extents, offset, &mut buf)?;
         Ok((buf, end == n.size))
     }
 
-    /// Copies the bytes of `[offset, offset + buf.len())` from `extents`
-    /// (sorted, non-overlapping) into `buf`; gaps stay as they are (zeros).
-    pub(crate) fn fill_from_extents(&self, extents: &[(u64, Extent)], offset: u64, buf: &mut [u8]) -> NsResult<()> {
+    /// Copies the bytes of `[offset, offset + buf.len())` of file `ino`
+    /// from `extents` (sorted, non-overlapping) into `buf`; gaps stay as
+    /// they are (zeros); remote extents are fetched from the upstream.
+    pub(crate) fn fill_from_extents(
+        &self,
+        ino: u64,
+        extents: &[(u64, Extent)],
+        offset: u64,
+        buf: &mut [u8],
+    ) -> NsResult<()> {
         let end = offset + buf.len() as u64;
         for (off, e) in extents {
             let (e_start, e_end) = (*off, off + e.len as u64);
             let (s, t) = (e_start.max(offset), e_end.min(end));
             if s >= t {
+                continue;
+            }
+            if e.is_remote() {
+                self.fill_remote(ino, *off, e, offset, buf)?;
                 continue;
             }
             let dst = &mut buf[(s - offset) as usize..(t - offset) as usize];

@@ -68,6 +68,10 @@ pub struct DirEntry {
     pub cookie: u64,
 }
 
+/// The first cookie an entry gets (1 and 2 stand for `.` and `..`): a
+/// readdir from a cookie below it starts a listing.
+const FIRST_ENTRY_COOKIE: u64 = 3;
+
 /// NFS clients touching an auto-created directory adopt it: it will no
 /// longer vanish when S3 deletes its last key.
 fn adopt(dir: &mut Inode) {
@@ -103,6 +107,7 @@ impl Namespace {
             b".." => return self.getattr(if dir == ROOT_INO { ROOT_INO } else { d.parent }),
             _ => validate_name(name)?,
         }
+        self.refresh_dir(&d)?;
         let dentry = self.dentry(dir, name)?.ok_or(NsError::NotFound)?;
         self.getattr(dentry.ino)
     }
@@ -253,6 +258,7 @@ impl Namespace {
     /// link goes (readers holding pinned extents finish first: GC grace).
     pub fn remove(&self, caller: &Caller, dir: u64, name: &[u8]) -> NsResult<()> {
         validate_name(name)?;
+        let upstream_key = self.key_in_dir(dir, name)?;
         let now = self.now();
         let orphaned = self.txn(|tx| {
             let mut d = tx.dir(dir)?;
@@ -268,7 +274,11 @@ impl Namespace {
             tx.put_inode(&d)?;
             tx.drop_link(&mut victim, now)
         })?;
-        self.finish_unlink(orphaned)
+        self.finish_unlink(orphaned)?;
+        match upstream_key {
+            Some((bucket, key)) => self.delete_through(bucket, &key),
+            None => Ok(()),
+        }
     }
 
     /// After a transaction that may have unlinked a file's last name: make
@@ -314,6 +324,7 @@ impl Namespace {
             // Buckets are made and removed, never renamed or moved.
             return Err(NsError::NotPermitted);
         }
+        self.check_rename_upstream(sdir, sname)?;
         let now = self.now();
         let orphaned = self.txn(|tx| {
             let mut sd = tx.dir(sdir)?;
@@ -408,6 +419,9 @@ impl Namespace {
             return Err(NsError::NotADirectory);
         }
         access::check(caller, &d, R)?;
+        if cookie < FIRST_ENTRY_COOKIE {
+            self.refresh_dir(&d)?; // a listing starts: see the upstream's
+        }
         let max = max.clamp(1, PAGE_ENTRIES_MAX);
         let start = keys::pair(dir, cookie.saturating_add(1));
         let end = keys::pair(dir, u64::MAX);
@@ -579,5 +593,7 @@ pub(crate) fn remove_empty_dir(
     }
     tx.remove_entry(d, name, e, now)?;
     tx.del(Tree::Inodes, &keys::id(victim.ino))?;
+    tx.del(Tree::Remote, &keys::id(victim.ino))?;
+    tx.del(Tree::Upstreams, &keys::id(victim.ino))?;
     tx.del(Tree::ObjMeta, &keys::id(victim.ino))
 }

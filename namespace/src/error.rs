@@ -76,6 +76,14 @@ pub enum NsError {
     /// The store cannot serve now (poisoned after an fsync failure).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The bucket's upstream object store cannot answer now (unreachable,
+    /// 5xx, timed out, or its object changed during a read): retryable.
+    #[error("upstream unavailable: {0}")]
+    UpstreamUnavailable(String),
+    /// The operation is valid but not supported here (for example a rename
+    /// an upstream-bound bucket cannot follow).
+    #[error("not supported: {0}")]
+    NotSupported(String),
     /// Stored bytes or records failed validation.
     #[error("corrupt: {0}")]
     Corrupt(String),

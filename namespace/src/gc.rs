@@ -68,6 +68,7 @@ impl Namespace {
                     self.txn(|tx| {
                         tx.del(Tree::Inodes, &keys::id(ino))?;
                         tx.del(Tree::ObjMeta, &keys::id(ino))?;
+                        tx.del(Tree::Remote, &keys::id(ino))?;
                         tx.del(Tree::Orphans, &keys::id(ino))
                     })?;
                     break;

@@ -30,6 +30,7 @@ pub mod path;
 pub mod record;
 pub mod tree;
 mod tx;
+pub mod upstream;
 
 pub use access::Caller;
 pub use clock::{Clock, ManualClock, Nanos, SystemClock};
@@ -50,3 +51,6 @@ pub use object::{
 };
 pub use record::{Checksum, Inode, Kind, ObjMeta};
 pub use tree::Tree;
+pub use upstream::{
+    CredentialSource, RemoteObject, UploadBody, Upstream, UpstreamBinding, UpstreamError, UpstreamListing,
+};

@@ -45,3 +45,15 @@ pub const PART_LAYOUT_RUNS_MAX: usize = 64;
 pub const OBJECT_SIZE_BYTES_MAX: u64 = 5 << 40;
 /// How long a completed upload's record answers a repeated Complete.
 pub const COMPLETED_UPLOAD_RETENTION_NS: i64 = 24 * 3600 * 1_000_000_000;
+/// Entries one upstream directory listing may bring in (objects plus
+/// prefixes); a larger upstream directory is refused with `TooLarge`
+/// rather than held in memory.
+pub const UPSTREAM_DIR_ENTRIES_MAX: usize = 1_000_000;
+/// New inodes made per transaction when an upstream listing is merged.
+pub const UPSTREAM_MERGE_BATCH_ENTRIES: usize = 256;
+/// Directories whose last upstream listing time is remembered; past this
+/// the oldest half is forgotten (and listed again on next use).
+pub const UPSTREAM_FRESH_DIRS_MAX: usize = 1 << 20;
+/// After a failed upstream listing, how long a directory is served from
+/// the cache before the upstream is asked again.
+pub const UPSTREAM_DOWN_RETRY_NS: i64 = 2_000_000_000;

@@ -104,11 +104,27 @@ struct Walk<'a> {
     /// The directory just yielded; descended into on the next step unless
     /// [`Walk::skip_last_dir`] is called.
     descend: Option<Item>,
+    /// Directories of an upstream-bound bucket already listed upstream by
+    /// this walk (seeks revisit directories; one listing each suffices).
+    refreshed: std::collections::HashSet<u64>,
 }
 
 impl<'a> Walk<'a> {
     fn frame(dir: u64, path: Vec<u8>, after: Option<(Vec<u8>, bool)>) -> Frame {
         Frame { dir, path, after, buf: VecDeque::new(), done: false }
+    }
+
+    /// Brings `dir` up to date with the upstream (bound buckets only),
+    /// once per walk.
+    fn refresh(&mut self, dir: u64) -> NsResult<()> {
+        if self.refreshed.insert(dir) {
+            match self.ns.getattr(dir) {
+                Ok(d) => self.ns.refresh_dir(&d)?,
+                Err(NsError::Stale) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Positions the walk at the first key > `target` (>= if `inclusive`).
@@ -120,6 +136,7 @@ impl<'a> Walk<'a> {
         let mut path = Vec::new();
         let mut rest = target;
         loop {
+            self.refresh(dir)?;
             let Some(slash) = rest.iter().position(|&c| c == b'/') else {
                 self.stack.push(Self::frame(dir, path, Some((rest.to_vec(), inclusive))));
                 return Ok(());
@@ -166,6 +183,7 @@ impl<'a> Walk<'a> {
     fn next(&mut self) -> NsResult<Option<Item>> {
         if let Some(d) = self.descend.take() {
             if self.may_enter(d.dentry.ino)? {
+                self.refresh(d.dentry.ino)?;
                 self.stack.push(Self::frame(d.dentry.ino, d.key, None));
             }
         }
@@ -242,7 +260,8 @@ impl Namespace {
         access::check(caller, &b, R | X)?;
         let max = p.max_keys.min(PAGE_ENTRIES_MAX);
         let mut page = ListPage::default();
-        let mut walk = Walk { ns: self, caller, stack: Vec::new(), pending: None, descend: None };
+        let mut walk =
+            Walk { ns: self, caller, stack: Vec::new(), pending: None, descend: None, refreshed: Default::default() };
         match &p.start_after {
             Some(s) if s.as_slice() >= p.prefix.as_slice() => walk.seek(b.ino, s, false)?,
             _ => walk.seek(b.ino, &p.prefix, true)?,

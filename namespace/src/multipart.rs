@@ -391,9 +391,10 @@ impl Namespace {
         meta.checksums = checksums;
         let now = self.now();
         let publisher = Caller { uid: caller.uid, gid: caller.gid, groups: caller.groups.clone() };
+        let target = self.put_target(&bucket_name, &up.key)?;
         let info = self.publish(
             &publisher,
-            &self.put_target(&bucket_name, &up.key)?,
+            &target,
             Publish { extents: &extents, size: offset, refs: RefMode::Move, meta, condition },
             |tx: &mut Tx<'_>, ino| {
                 let cur: Upload = tx.get(Tree::MpuUploads, &id)?.ok_or(NsError::NoSuchUpload)?;
@@ -421,6 +422,7 @@ impl Namespace {
         if !unlisted.is_empty() {
             self.reap_orphans()?;
         }
+        self.write_through(target.bucket_ino, &up.key, &info.inode)?;
         Ok(CompletedUpload { info, repeated: false })
     }
 }

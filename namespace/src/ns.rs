@@ -125,6 +125,8 @@ pub struct Namespace {
     /// Wall-clock time of this open: stray files older than it are left
     /// over from an earlier run.
     pub(crate) opened_at: std::time::SystemTime,
+    /// Upstream bindings, clients and fetches (`upstream/`).
+    pub(crate) upstream: crate::upstream::Upstreams,
 }
 
 impl Namespace {
@@ -168,7 +170,9 @@ impl Namespace {
             None => [0; SECRET_BYTES],
         };
         let now = cfg.clock.now_ns();
-        Ok(Self::assemble(meta, chunks, cfg, fsid, boot_epoch, secret, now))
+        let ns = Self::assemble(meta, chunks, cfg, fsid, boot_epoch, secret, now);
+        ns.load_bindings()?;
+        Ok(ns)
     }
 
     fn assemble(
@@ -194,6 +198,7 @@ impl Namespace {
             hidden_names: AtomicU64::new(0),
             start_id_floor: AtomicU64::new(0),
             opened_at: std::time::SystemTime::now(),
+            upstream: Default::default(),
             cfg,
         }
     }
@@ -253,6 +258,7 @@ impl Namespace {
         meta.sync()?;
         report.boot_epoch = boot_epoch;
         let ns = Self::assemble(meta, chunks, cfg, fsid, boot_epoch, secret, now);
+        ns.load_bindings()?;
         ns.start_id_floor.store(ns.alloc_id()?, Ordering::Relaxed);
         report.orphans_reaped = ns.reap_orphans()?;
         if !ns.cfg.defer_startup_orphan_scan {

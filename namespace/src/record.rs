@@ -136,6 +136,24 @@ pub struct Extent {
     pub crc64: Option<u64>,
 }
 
+/// The chunk id of a remote extent: one whose bytes are not local yet but
+/// are those of the file's upstream object (its `remote` record names the
+/// key and ETag) at the same offsets. Ids below 16 are never allocated, so
+/// no real chunk has this id; `chunk_off` means nothing in a remote extent.
+pub const REMOTE_CHUNK: u64 = 0;
+
+impl Extent {
+    /// A remote extent of `len` bytes (see [`REMOTE_CHUNK`]).
+    pub fn remote(len: u32) -> Self {
+        Extent { chunk: REMOTE_CHUNK, chunk_off: 0, len, crc64: None }
+    }
+
+    /// Whether the bytes are still upstream only.
+    pub fn is_remote(&self) -> bool {
+        self.chunk == REMOTE_CHUNK
+    }
+}
+
 /// Reference count of a chunk: `chunk_refs[chunk]`. A count of 0 means the
 /// chunk is queued for GC; no record means the chunk is unreferenced (an
 /// orphan from a crash, or an upload still being staged).
@@ -225,6 +243,40 @@ pub struct Part {
     pub last_modified: Nanos,
     /// Checksums supplied with the part.
     pub checksums: Vec<Checksum>,
+}
+
+/// Where an inode of an upstream-bound bucket lives upstream: `remote[ino]`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Remote {
+    /// A file that is (or was) an upstream object.
+    File(RemoteFile),
+    /// A directory: the key prefix its entries are listed under.
+    Dir {
+        /// Bucket directory.
+        bucket: u64,
+        /// Key of the directory relative to the binding's prefix, ending in
+        /// '/' (empty for the bucket itself).
+        key: Vec<u8>,
+    },
+}
+
+/// The upstream object a file's remote extents read from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RemoteFile {
+    /// Bucket directory.
+    pub bucket: u64,
+    /// Key relative to the binding's prefix.
+    pub key: Vec<u8>,
+    /// The upstream ETag as the upstream sent it (quotes included): every
+    /// ranged GET is conditional on it.
+    pub etag: String,
+    /// Upstream size in bytes.
+    pub size: u64,
+    /// Upstream modification time.
+    pub mtime: Nanos,
+    /// The inode `content_gen` equal to that object: a different current
+    /// generation means local changes not yet uploaded.
+    pub synced_gen: u64,
 }
 
 /// An unlinked inode whose extents are being freed: `orphans[ino]`.

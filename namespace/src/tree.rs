@@ -43,6 +43,10 @@ pub enum Tree {
     GcChunks,
     /// Unlinked inodes whose extents are still being freed.
     Orphans,
+    /// Upstream bindings of buckets: bucket inode.
+    Upstreams,
+    /// Upstream keys of files and directories of bound buckets: inode.
+    Remote,
 }
 
 /// On-disk names of [`Tree::ALL`], in order: what the metastore is opened
@@ -60,11 +64,13 @@ pub const SCHEMA: Schema = &[
     "mpu_parts",
     "gc_chunks",
     "orphans",
+    "upstreams",
+    "remote",
 ];
 
 impl Tree {
     /// Every tree, in schema order.
-    pub const ALL: [Tree; 12] = [
+    pub const ALL: [Tree; 14] = [
         Tree::Sys,
         Tree::Inodes,
         Tree::Dentries,
@@ -77,6 +83,8 @@ impl Tree {
         Tree::MpuParts,
         Tree::GcChunks,
         Tree::Orphans,
+        Tree::Upstreams,
+        Tree::Remote,
     ];
 
     /// The metastore's id of this tree.

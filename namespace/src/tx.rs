@@ -146,7 +146,11 @@ impl Tx<'_> {
     /// GC no earlier than `gc_at_ms`; the zero-count record stays until GC
     /// deletes the chunk, so the orphan scan can tell "queued" from "never
     /// referenced".
+    /// Remote extents reference no chunk: for them this does nothing.
     pub(crate) fn ref_chunk(&mut self, chunk: u64, delta: i64, gc_at_ms: u64) -> NsResult<()> {
+        if chunk == crate::record::REMOTE_CHUNK {
+            return Ok(());
+        }
         let key = keys::id(chunk);
         let cur = self.get::<ChunkRef>(Tree::ChunkRefs, &key)?.map_or(0, |r| r.count);
         let next = cur as i64 + delta;

@@ -32,6 +32,9 @@ pub fn nfsstat(e: &NsError) -> nfsstat3 {
         | NsError::InvalidPart(_)
         | NsError::PartTooSmall(_)
         | NsError::InvalidPartOrder => NFS3ERR_INVAL,
+        // Retryable: the client waits and asks again instead of failing.
+        NsError::UpstreamUnavailable(_) => NFS3ERR_JUKEBOX,
+        NsError::NotSupported(_) => NFS3ERR_NOTSUPP,
         NsError::Unavailable(_) | NsError::Corrupt(_) | NsError::Internal(_) => NFS3ERR_IO,
     }
 }
@@ -49,7 +52,7 @@ mod tests {
         assert_eq!(nfsstat(&NsError::TooManyLinks), nfsstat3::NFS3ERR_MLINK);
     }
 
-    /// One row per `NsError` variant (24). A variant added to the namespace
+    /// One row per `NsError` variant (26). A variant added to the namespace
     /// fails to compile in `nfsstat` first; add its row here too.
     #[test]
     fn status_table_pins_every_variant() {
@@ -80,8 +83,10 @@ mod tests {
             (NsError::Unavailable(s()), NFS3ERR_IO),
             (NsError::Corrupt(s()), NFS3ERR_IO),
             (NsError::Internal(s()), NFS3ERR_IO),
+            (NsError::UpstreamUnavailable(s()), NFS3ERR_JUKEBOX),
+            (NsError::NotSupported(s()), NFS3ERR_NOTSUPP),
         ];
-        assert_eq!(table.len(), 24, "one row per NsError variant");
+        assert_eq!(table.len(), 26, "one row per NsError variant");
         for (e, want) in &table {
             assert_eq!(nfsstat(e), *want, "{e:?}");
         }

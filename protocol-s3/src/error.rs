@@ -138,10 +138,19 @@ pub fn from_ns(e: NsError, ctx: Ctx) -> S3Error {
             tracing::warn!(%why, "store unavailable");
             S3Error::new(ErrorCode::ServiceUnavailable, "The store cannot serve requests now.")
         }
+        NsError::UpstreamUnavailable(why) => {
+            tracing::warn!(%why, "upstream unavailable");
+            S3Error::new(ErrorCode::ServiceUnavailable, format!("The bucket's upstream store cannot answer now: {why}"))
+                .with_header("Retry-After", UPSTREAM_RETRY_AFTER_SECS.to_string())
+        }
+        NsError::NotSupported(why) => S3Error::new(ErrorCode::NotImplemented, why),
         NsError::Corrupt(why) => S3Error::internal(format!("corrupt: {why}")),
         NsError::Internal(why) => S3Error::internal(why),
     }
 }
+
+/// The retry hint sent when a bucket's upstream cannot answer.
+pub const UPSTREAM_RETRY_AFTER_SECS: u64 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -168,6 +177,8 @@ mod tests {
             (NsError::PartTooSmall("x".into()), Ctx::Upload, "EntityTooSmall", 400),
             (NsError::InvalidPartOrder, Ctx::Upload, "InvalidPartOrder", 400),
             (NsError::Corrupt("x".into()), Ctx::Read, "InternalError", 500),
+            (NsError::UpstreamUnavailable("x".into()), Ctx::Read, "ServiceUnavailable", 503),
+            (NsError::NotSupported("x".into()), Ctx::Write, "NotImplemented", 501),
         ];
         for (e, ctx, code, status) in rows {
             let s = from_ns(e, ctx);

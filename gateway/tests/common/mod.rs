@@ -47,13 +47,27 @@ pub fn gateway() -> Command {
 /// stderr goes to `dir/stderr.log`. Returns once NFS is listening (at most
 /// 60 s), with the addresses it printed.
 pub fn start(dir: &Path, config: &str, access_key: &str, secret_key: &str, log: &str, extra: &[&str]) -> Gateway {
+    start_at(dir, config, access_key, secret_key, log, "127.0.0.1:0", extra)
+}
+
+/// [`start`] with the S3 endpoint on `s3_listen` (a restarted gateway
+/// that must come back on its old address).
+pub fn start_at(
+    dir: &Path,
+    config: &str,
+    access_key: &str,
+    secret_key: &str,
+    log: &str,
+    s3_listen: &str,
+    extra: &[&str],
+) -> Gateway {
     let config_path = dir.join("gateway.toml");
     std::fs::write(&config_path, config).unwrap();
     let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
     let mut child = gateway()
         .args(["serve", "--data-dir"])
         .arg(dir.join("data"))
-        .args(["--s3-listen", "127.0.0.1:0", "--nfs-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args(["--s3-listen", s3_listen, "--nfs-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         .args(extra)
         .arg("--config")
         .arg(&config_path)

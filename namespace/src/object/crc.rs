@@ -38,6 +38,9 @@ impl CrcFold {
         if end <= self.pos {
             return Ok(Some(()));
         }
+        if e.is_remote() {
+            return Ok(None); // not local: unknown without fetching it
+        }
         let start = off.max(self.pos);
         self.zeros_to(start);
         match e.crc64 {

@@ -9,7 +9,7 @@ use crate::path::parse_key;
 use crate::record::{Kind, FLAG_AUTO_CREATED, FLAG_HAS_OBJMETA, FLAG_S3_MARKER};
 use crate::tree::Tree;
 use crate::tx::Tx;
-use crate::{keys, Namespace, NsResult};
+use crate::{keys, Namespace, NsError, NsResult};
 
 impl Namespace {
     /// DELETE: removes the file at `bucket/key`, and then every directory
@@ -18,8 +18,19 @@ impl Namespace {
     pub fn delete_object(&self, caller: &Caller, bucket: &[u8], key: &[u8]) -> NsResult<()> {
         let Ok(parsed) = parse_key(key) else { return Ok(()) };
         let bucket_ino = self.bucket(bucket)?.ino;
+        let bound = self.bound(bucket_ino).is_some();
+        if bound {
+            // See the upstream's objects along the key first: a key not
+            // found locally after this is not upstream either.
+            match self.resolve_key(caller, bucket, key) {
+                Ok(_) | Err(NsError::NotFound | NsError::Stale | NsError::PermissionDenied) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let now = self.now();
+        let mut removed = false;
         let orphaned = self.txn(|tx| {
+            removed = false;
             let mut chain = vec![Level { dir: tx.dir(bucket_ino)?, name: Vec::new(), dentry: None, dirty: false }];
             for comp in &parsed.dirs {
                 let parent = &chain.last().expect("non-empty").dir;
@@ -45,6 +56,7 @@ impl Namespace {
                     tx.remove_entry(&mut parent.dir, leaf, &d, now)?;
                     parent.dirty = true;
                     orphaned = tx.drop_link(&mut victim, now)?;
+                    removed = true;
                 }
                 None => {
                     if chain.len() == 1 {
@@ -54,6 +66,7 @@ impl Namespace {
                     if !last.dir.has(FLAG_S3_MARKER) && last.dir.entries > 0 {
                         return Ok(false);
                     }
+                    removed = last.dir.has(FLAG_S3_MARKER);
                     last.dir.flags &= !(FLAG_S3_MARKER | FLAG_HAS_OBJMETA);
                     last.dirty = true;
                     tx.del(Tree::ObjMeta, &keys::id(last.dir.ino))?;
@@ -70,7 +83,11 @@ impl Namespace {
             write_back(tx, &chain)?;
             Ok(orphaned)
         })?;
-        self.finish_unlink(orphaned)
+        self.finish_unlink(orphaned)?;
+        if bound && removed {
+            self.delete_through(bucket_ino, key)?;
+        }
+        Ok(())
     }
 }
 

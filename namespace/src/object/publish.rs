@@ -89,6 +89,7 @@ impl Namespace {
             |_, _| Ok(()),
         )?;
         staged.mark_consumed();
+        self.write_through(target.bucket_ino, &target.key(), &info.inode)?;
         Ok(info)
     }
 
@@ -122,6 +123,10 @@ impl Namespace {
     ) -> NsResult<ObjectInfo> {
         let extents =
             source.extents.as_ref().ok_or_else(|| NsError::TooLarge("source too fragmented to share".into()))?;
+        if extents.iter().any(|(_, e)| e.is_remote()) {
+            // Remote extents read through their own file's upstream record.
+            return Err(NsError::TooLarge("source not fully cached; copy its bytes".into()));
+        }
         let is_md5 = source_etag.len() == 32 && source_etag.bytes().all(|c| c.is_ascii_hexdigit());
         opts.meta.etag = if is_md5 {
             source_etag.to_string()
@@ -145,6 +150,10 @@ impl Namespace {
             Publish { extents, size: source.size(), refs: RefMode::New, meta: opts.meta, condition: opts.condition },
             |_, _| Ok(()),
         )
+        .and_then(|info| {
+            self.write_through(target.bucket_ino, &target.key(), &info.inode)?;
+            Ok(info)
+        })
     }
 
     /// The publishing transaction shared by PUT and multipart completion;

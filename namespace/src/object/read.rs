@@ -39,6 +39,7 @@ impl Namespace {
                     return Err(NsError::NotFound);
                 }
                 access::check(caller, dir, X)?;
+                self.refresh_dir(dir)?;
                 let d = self.dentry(dir.ino, &comps[i])?.ok_or(NsError::NotFound)?;
                 let node = self.getattr(d.ino)?;
                 if node.kind == Kind::Symlink {
@@ -163,7 +164,7 @@ impl Namespace {
 /// the one current when it was opened, whatever happens to the name later;
 /// its chunks are protected from GC until the reader is dropped.
 pub struct ObjectReader {
-    pub(super) ns: Arc<Namespace>,
+    pub(crate) ns: Arc<Namespace>,
     /// The inode as of opening.
     pub inode: Inode,
     /// Pinned extents; `None` for files too fragmented to pin, which are
@@ -194,18 +195,23 @@ impl ObjectReader {
                 // Sequential readers: start fetching the chunk after this
                 // range while this one is read and sent.
                 for (_, next) in ext.iter().skip(last).take(read_ahead_chunks(self.ns.chunk_size_bytes())) {
-                    self.ns.chunks.prefetch(next.chunk);
+                    if !next.is_remote() {
+                        self.ns.chunks.prefetch(next.chunk);
+                    }
                 }
-                self.ns.fill_from_extents(&ext[first..last], offset, buf)?;
+                self.ns.fill_from_extents(self.inode.ino, &ext[first..last], offset, buf)?;
             }
             None => {
-                let _lock = self.ns.extent_locks.get(self.inode.ino).read().unwrap_or_else(|p| p.into_inner());
+                let lock = self.ns.extent_locks.get(self.inode.ino).read().unwrap_or_else(|p| p.into_inner());
                 let now = self.ns.getattr(self.inode.ino)?;
                 if now.content_gen != self.inode.content_gen {
                     return Err(NsError::PreconditionFailed);
                 }
                 let ext = self.ns.extents_overlapping(self.inode.ino, offset, offset + n as u64)?;
-                self.ns.fill_from_extents(&ext, offset, buf)?;
+                if ext.iter().any(|(_, e)| e.is_remote()) {
+                    drop(lock); // fetching caches under the write lock
+                }
+                self.ns.fill_from_extents(self.inode.ino, &ext, offset, buf)?;
             }
         }
         Ok(n)

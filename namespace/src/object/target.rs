@@ -33,6 +33,19 @@ impl PutTarget {
         Ok(Self::from_parsed(bucket_ino, &parse_key(key)?))
     }
 
+    /// The key this target was made from.
+    pub(crate) fn key(&self) -> Vec<u8> {
+        let mut k = Vec::new();
+        for d in &self.dirs {
+            k.extend_from_slice(d);
+            k.push(b'/');
+        }
+        if let Some(l) = &self.leaf {
+            k.extend_from_slice(l);
+        }
+        k
+    }
+
     pub(crate) fn from_parsed(bucket_ino: u64, parsed: &ParsedKey<'_>) -> Self {
         PutTarget {
             bucket_ino,

@@ -7,7 +7,7 @@ use namespace::{Checksum, ObjectInfo, ObjectReader, PutOptions, PutTarget, Stage
 
 use crate::body::{Body, ChannelBody};
 use crate::checksum::{b64, Algo};
-use crate::error::{Ctx, ErrorCode, S3Error};
+use crate::error::{from_ns, Ctx, ErrorCode, S3Error};
 use crate::ops::conditions::{check_conditions, write_condition};
 use crate::ops::stage::{content_md5, copy_range, copy_source, meta_from_headers, open_source, stage_body};
 use crate::payload::{read_small, PayloadSummary};
@@ -246,6 +246,9 @@ pub async fn get_object(c: ReqCtx, head: bool) -> Result<Response<Body>, S3Error
     if head || end == start {
         return Ok(r);
     }
+    // An upstream object's first bytes are fetched before the answer
+    // starts, so an unreachable upstream is a 503, not a cut-off body.
+    tokio::task::block_in_place(|| reader.ready_at(start)).map_err(|e| from_ns(e, Ctx::Read))?;
     let (tx, body) = ChannelBody::channel(GET_PIECES_IN_FLIGHT);
     stream_range(reader, start, end, tx);
     *r.body_mut() = body;

@@ -43,10 +43,13 @@ impl ScanState<'_> {
                 }
             };
             self.found.report.extents += 1;
-            *self.found.refs.entry(e.chunk).or_default() += 1;
-            let end = e.chunk_off as u64 + e.len as u64;
-            let nd = self.need.entry(e.chunk).or_default();
-            *nd = (*nd).max(end);
+            if !e.is_remote() {
+                // Remote extents hold no chunk (their bytes are upstream).
+                *self.found.refs.entry(e.chunk).or_default() += 1;
+                let end = e.chunk_off as u64 + e.len as u64;
+                let nd = self.need.entry(e.chunk).or_default();
+                *nd = (*nd).max(end);
+            }
             let del = Some(Fix::DelRecord(Tree::Extents, k.to_vec()));
             match self.found.inodes.get(&ino).copied() {
                 None => self.problem(

@@ -1,0 +1,293 @@
+//! Upstream buckets end to end: gateway A is a plain gateway holding the
+//! bucket `origin`; gateways B and C bind their bucket `cache` to it (a
+//! real S3 server as the upstream, over HTTP, signed). Objects written to
+//! A appear in B by S3 and NFS without an import; reads fetch and cache
+//! them; writes and deletes through B reach A; changes made directly on A
+//! (and through C) show in B after the revalidation time; with A down,
+//! cached data is still served by both doors (also after B is killed and
+//! restarted), uncached reads fail fast with S3 503 / NFS3ERR_JUKEBOX, and
+//! everything works again once A is back.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use namespace::{CredentialSource, Upstream, UpstreamBinding, UpstreamError};
+use nfs3_client::nfs3_types::nfs3::*;
+use nfs3_client::nfs3_types::rpc::{auth_unix, opaque_auth};
+use nfs3_client::nfs3_types::xdr_codec::Opaque;
+use nfs3_client::tokio::TokioConnector;
+use nfs3_client::Nfs3ConnectionBuilder;
+use upstream_s3::{Credentials, S3Upstream, Tuning};
+
+const A_KEY: (&str, &str) = ("AKUPSTREAMA", "secret-of-the-upstream-gateway");
+const B_KEY: (&str, &str) = ("AKCACHEB", "secret-of-the-cache-gateway-b");
+const C_KEY: (&str, &str) = ("AKCACHEC", "secret-of-the-cache-gateway-c");
+/// B's chunk size: objects here span several fetch windows.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// A test client of `bucket` at `s3` (the product's own S3 client, without
+/// retries, so that a 503 shows as one).
+fn client(s3: SocketAddr, bucket: &str, key: (&str, &str)) -> S3Upstream {
+    let b = UpstreamBinding {
+        endpoint: format!("http://{s3}"),
+        region: "us-east-1".into(),
+        bucket: bucket.into(),
+        prefix: String::new(),
+        virtual_host: false,
+        ca_file: None,
+        credentials: CredentialSource::Config,
+        revalidate_secs: 0,
+    };
+    let creds = Credentials { access_key_id: key.0.into(), secret_access_key: key.1.into() };
+    S3Upstream::with_tuning(&b, Some(creds), Tuning { retries: 0, retry_window: Duration::from_secs(1) }).unwrap()
+}
+
+struct Bytes<'a>(&'a [u8]);
+
+impl namespace::UploadBody for Bytes<'_> {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> namespace::NsResult<usize> {
+        let rest = &self.0[(offset as usize).min(self.0.len())..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+}
+
+fn put(c: &S3Upstream, key: &str, data: &[u8]) {
+    c.put(key, &Bytes(data)).unwrap_or_else(|e| panic!("PUT {key}: {e}"));
+}
+
+fn get(c: &S3Upstream, key: &str, len: usize) -> Result<Vec<u8>, UpstreamError> {
+    c.get_range(key, 0..len as u64, "")
+}
+
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0] ^ seed).collect()
+}
+
+fn cache_config(a: SocketAddr, key: (&str, &str)) -> String {
+    format!(
+        "chunk_size_mib = 1\n[nfs_export_defaults]\nsquash = \"none\"\n\n[[upstream_bucket]]\nname = \"cache\"\nendpoint = \"http://{a}\"\nbucket = \"origin\"\n\
+         access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nrevalidate_secs = 1\n",
+        key.0, key.1
+    )
+}
+
+fn create_bucket(dir: &Path, name: &str) {
+    let out = common::gateway().args(["bucket", "create", name, "--data-dir"]).arg(dir.join("data")).output().unwrap();
+    assert!(out.status.success(), "bucket create: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Waits past B's revalidation time (1 s).
+fn past_revalidation() {
+    std::thread::sleep(Duration::from_millis(1300));
+}
+
+/// An NFS session on `/cache` of a gateway.
+struct Nfs {
+    rt: tokio::runtime::Runtime,
+    c: nfs3_client::Nfs3Client<nfs3_client::tokio::TokioIo<tokio::net::TcpStream>>,
+    root: nfs_fh3,
+}
+
+impl Nfs {
+    fn mount(addr: SocketAddr) -> Nfs {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let cred = auth_unix { stamp: 1, machinename: Opaque::owned(b"up".to_vec()), uid: 0, gid: 0, gids: vec![] };
+        let conn = rt
+            .block_on(
+                Nfs3ConnectionBuilder::new(TokioConnector, "127.0.0.1", "/cache")
+                    .connect_from_privileged_port(false)
+                    .mount_port(addr.port())
+                    .nfs3_port(addr.port())
+                    .credential(opaque_auth::auth_unix(&cred))
+                    .mount(),
+            )
+            .expect("mount /cache");
+        let root = conn.root_nfs_fh3();
+        Nfs { rt, c: conn.into_nfs3_client(), root }
+    }
+
+    fn lookup(&mut self, path: &str) -> Result<nfs_fh3, nfsstat3> {
+        let mut fh = self.root.clone();
+        for comp in path.split('/') {
+            let args =
+                LOOKUP3args { what: diropargs3 { dir: fh.clone(), name: filename3::from(comp.as_bytes().to_vec()) } };
+            fh = match self.rt.block_on(self.c.lookup(&args)).unwrap() {
+                Nfs3Result::Ok(ok) => ok.object,
+                Nfs3Result::Err((s, _)) => return Err(s),
+            };
+        }
+        Ok(fh)
+    }
+
+    fn read_all(&mut self, path: &str, len: usize) -> Result<Vec<u8>, nfsstat3> {
+        let fh = self.lookup(path)?;
+        let mut out = Vec::new();
+        while out.len() < len {
+            let args = READ3args { file: fh.clone(), offset: out.len() as u64, count: 256 << 10 };
+            match self.rt.block_on(self.c.read(&args)).unwrap() {
+                Nfs3Result::Ok(ok) => {
+                    out.extend_from_slice(ok.data.as_ref());
+                    if ok.eof {
+                        break;
+                    }
+                }
+                Nfs3Result::Err((s, _)) => return Err(s),
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove(&mut self, dir: &str, name: &str) -> Result<(), nfsstat3> {
+        let dir = self.lookup(dir)?;
+        let args = REMOVE3args { object: diropargs3 { dir, name: filename3::from(name.as_bytes().to_vec()) } };
+        match self.rt.block_on(self.c.remove(&args)).unwrap() {
+            Nfs3Result::Ok(_) => Ok(()),
+            Nfs3Result::Err((s, _)) => Err(s),
+        }
+    }
+
+    fn names(&mut self, path: &str) -> Vec<String> {
+        let dir = if path.is_empty() { self.root.clone() } else { self.lookup(path).unwrap() };
+        let args = READDIR3args { dir, cookie: 0, cookieverf: cookieverf3::default(), count: 64 << 10 };
+        match self.rt.block_on(self.c.readdir(&args)).unwrap() {
+            Nfs3Result::Ok(ok) => {
+                let mut v: Vec<String> = ok
+                    .reply
+                    .entries
+                    .0
+                    .iter()
+                    .map(|e| String::from_utf8_lossy(e.name.as_ref()).to_string())
+                    .filter(|n| n != "." && n != "..")
+                    .collect();
+                v.sort();
+                v
+            }
+            Nfs3Result::Err((s, _)) => panic!("readdir {path}: {s:?}"),
+        }
+    }
+}
+
+#[test]
+fn upstream_bucket_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (da, db, dc) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+    for d in [&da, &db, &dc] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    // A on a fixed port, so that it can come back on the same address.
+    let a_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let a_listen = format!("127.0.0.1:{a_port}");
+    let mut gw_a = common::start_at(&da, "", A_KEY.0, A_KEY.1, "warn", &a_listen, &[]);
+    create_bucket(&da, "origin");
+    let origin = client(gw_a.s3, "origin", A_KEY);
+
+    // A dataset already in the upstream before B exists.
+    let big = pattern(1, 2 * CHUNK_BYTES + 654_321);
+    let cold = pattern(2, CHUNK_BYTES + 17);
+    put(&origin, "data/a.bin", &big);
+    put(&origin, "data/cold.bin", &cold);
+    put(&origin, "data/sub/b.txt", b"bee");
+    put(&origin, "top.txt", b"top v1");
+
+    let mut gw_b = common::start(&db, &cache_config(gw_a.s3, A_KEY), B_KEY.0, B_KEY.1, "info", &[]);
+    let b = client(gw_b.s3, "cache", B_KEY);
+
+    // Listing: the upstream's objects appear without an import.
+    let top = b.list_dir("", 1000).unwrap();
+    assert_eq!(top.dirs, vec!["data".to_string()]);
+    assert_eq!(top.objects.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), vec!["top.txt"]);
+    let data = b.list_dir("data/", 1000).unwrap();
+    let mut names: Vec<_> = data.objects.iter().map(|o| (o.name.clone(), o.size)).collect();
+    names.sort();
+    assert_eq!(names, vec![("a.bin".into(), big.len() as u64), ("cold.bin".into(), cold.len() as u64)]);
+    assert_eq!(data.dirs, vec!["sub".to_string()]);
+
+    // Reads: a range in the middle first (fetches only its windows), then
+    // the whole object; both doors see the same bytes.
+    let mid = 1_500_000u64..1_600_000u64;
+    assert_eq!(b.get_range("data/a.bin", mid.clone(), "").unwrap(), &big[mid.start as usize..mid.end as usize]);
+    assert_eq!(get(&b, "data/a.bin", big.len()).unwrap(), big);
+    let mut nfs = Nfs::mount(gw_b.nfs);
+    assert_eq!(nfs.names(""), vec!["data", "top.txt"]);
+    assert_eq!(nfs.names("data"), vec!["a.bin", "cold.bin", "sub"]);
+    assert_eq!(nfs.read_all("data/a.bin", big.len()).unwrap(), big);
+    assert_eq!(nfs.read_all("data/sub/b.txt", 3).unwrap(), b"bee");
+
+    // Write-through: a PUT to B is in A when it is answered; one over the
+    // single-PUT limit reaches A as a multipart upload.
+    let ckpt = pattern(3, 3 * CHUNK_BYTES + 5);
+    put(&b, "ckpt/step-1.bin", &ckpt);
+    assert_eq!(get(&origin, "ckpt/step-1.bin", ckpt.len()).unwrap(), ckpt);
+    let large = pattern(4, upstream_s3::SINGLE_PUT_BYTES_MAX as usize + 3 * CHUNK_BYTES + 1);
+    put(&b, "ckpt/large.bin", &large);
+    assert_eq!(get(&origin, "ckpt/large.bin", large.len()).unwrap(), large);
+    // Deletes propagate, by S3 and by NFS.
+    b.delete("top.txt").unwrap();
+    assert_eq!(get(&origin, "top.txt", 6), Err(UpstreamError::NotFound));
+    nfs.remove("ckpt", "large.bin").unwrap();
+    assert_eq!(get(&origin, "ckpt/large.bin", 1), Err(UpstreamError::NotFound));
+
+    // Changes made directly upstream show after the revalidation time.
+    put(&origin, "data/sub/b.txt", b"bee v2");
+    origin.delete("data/cold.bin").unwrap();
+    put(&origin, "data/new.txt", b"new");
+    past_revalidation();
+    assert_eq!(get(&b, "data/sub/b.txt", 6).unwrap(), b"bee v2");
+    assert_eq!(get(&b, "data/cold.bin", cold.len()), Err(UpstreamError::NotFound));
+    assert_eq!(nfs.names("data"), vec!["a.bin", "new.txt", "sub"]);
+    assert_eq!(nfs.read_all("data/new.txt", 3).unwrap(), b"new");
+    put(&origin, "data/cold.bin", &cold); // back, for the outage below
+
+    // Two gateways on one upstream bucket see each other's writes.
+    let gw_c = common::start(&dc, &cache_config(gw_a.s3, A_KEY), C_KEY.0, C_KEY.1, "info", &[]);
+    let c = client(gw_c.s3, "cache", C_KEY);
+    assert_eq!(get(&c, "ckpt/step-1.bin", ckpt.len()).unwrap(), ckpt, "C reads what B wrote");
+    put(&c, "from-c.txt", b"written through C");
+    past_revalidation();
+    assert_eq!(get(&b, "from-c.txt", 17).unwrap(), b"written through C", "B reads what C wrote");
+    drop(gw_c);
+    // B lists the object put back above (not read yet: uncached).
+    assert_eq!(nfs.names("data"), vec!["a.bin", "cold.bin", "new.txt", "sub"]);
+
+    // Upstream down: cached data is still served by both doors; an
+    // uncached read fails at once with a retryable answer.
+    drop(gw_a);
+    past_revalidation();
+    assert_eq!(get(&b, "data/a.bin", big.len()).unwrap(), big);
+    assert_eq!(nfs.read_all("data/a.bin", big.len()).unwrap(), big);
+    let t = Instant::now();
+    match get(&b, "data/cold.bin", cold.len()) {
+        Err(UpstreamError::Unavailable(why)) => assert!(why.contains("503"), "{why}"),
+        other => panic!("uncached GET with the upstream down: {:?}", other.map(|v| v.len())),
+    }
+    assert_eq!(nfs.read_all("data/cold.bin", cold.len()), Err(nfsstat3::NFS3ERR_JUKEBOX));
+    assert!(t.elapsed() < Duration::from_secs(30), "failing took {:?}", t.elapsed());
+
+    // kill -9 of B: the cache survives the restart (upstream still down).
+    drop(nfs);
+    drop(gw_b);
+    gw_b = common::start(&db, &cache_config(gw_a_addr(&a_listen), A_KEY), B_KEY.0, B_KEY.1, "info", &[]);
+    let b = client(gw_b.s3, "cache", B_KEY);
+    assert_eq!(get(&b, "data/a.bin", big.len()).unwrap(), big, "cached data after kill -9 and restart");
+    let mut nfs = Nfs::mount(gw_b.nfs);
+    assert_eq!(nfs.read_all("data/a.bin", big.len()).unwrap(), big);
+
+    // The upstream returns: uncached reads work again.
+    gw_a = common::start_at(&da, "", A_KEY.0, A_KEY.1, "warn", &a_listen, &[]);
+    past_revalidation();
+    assert_eq!(get(&b, "data/cold.bin", cold.len()).unwrap(), cold);
+    assert_eq!(nfs.read_all("data/cold.bin", cold.len()).unwrap(), cold);
+    drop(gw_a);
+}
+
+fn gw_a_addr(listen: &str) -> SocketAddr {
+    listen.parse().unwrap()
+}

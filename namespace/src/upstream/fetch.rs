@@ -1,0 +1,194 @@
+//! Reading remote extents: a read that meets one fetches the chunk-aligned
+//! window around it from the upstream (a ranged GET conditional on the
+//! ETag the file was listed with), serves those bytes at once, and keeps
+//! them as a local chunk whose extents replace the remote ones.
+//!
+//! Concurrent readers of one window share one fetch. A cache fill changes
+//! no attribute and no content generation: the bytes were the file's
+//! already. Its chunk is durable before the extents that point at it are
+//! committed; the extents themselves need no barrier (losing them after a
+//! crash only means fetching again, and the orphan scan frees the chunk).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::{full_key, ns_error};
+use crate::data::punch;
+use crate::record::{Extent, Remote};
+use crate::tree::Tree;
+use crate::{keys, Namespace, NsError, NsResult, ObjectReader};
+
+/// The outcome a fetch's waiters share (errors as text: `NsError` is not
+/// `Clone`, and every fetch error is a retryable upstream failure).
+type Shared = Result<Arc<Vec<u8>>, String>;
+
+/// One fetch in flight.
+#[derive(Default)]
+struct Slot {
+    done: Mutex<Option<Shared>>,
+    cv: Condvar,
+}
+
+/// Fetches in flight by (inode, window start).
+#[derive(Default)]
+pub(crate) struct Fetches {
+    inflight: Mutex<HashMap<(u64, u64), Arc<Slot>>>,
+}
+
+impl Namespace {
+    /// The bytes of the window of file `ino` that starts at `start` (a
+    /// multiple of the chunk size), from the upstream; cached on the way.
+    pub(crate) fn fetch_window(&self, ino: u64, start: u64) -> NsResult<Arc<Vec<u8>>> {
+        let (slot, leader) = {
+            let mut map = self.upstream.fetches.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            match map.get(&(ino, start)) {
+                Some(s) => (s.clone(), false),
+                None => {
+                    let s = Arc::new(Slot::default());
+                    map.insert((ino, start), s.clone());
+                    (s, true)
+                }
+            }
+        };
+        if !leader {
+            let mut done = slot.done.lock().unwrap_or_else(|p| p.into_inner());
+            while done.is_none() {
+                done = slot.cv.wait(done).unwrap_or_else(|p| p.into_inner());
+            }
+            return done.clone().expect("set before notify").map_err(NsError::UpstreamUnavailable);
+        }
+        let result = self.fetch_and_cache(ino, start);
+        let shared: Shared = match &result {
+            Ok(b) => Ok(b.clone()),
+            Err(e) => Err(e.to_string()),
+        };
+        *slot.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(shared);
+        slot.cv.notify_all();
+        self.upstream.fetches.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&(ino, start));
+        result
+    }
+
+    fn fetch_and_cache(&self, ino: u64, start: u64) -> NsResult<Arc<Vec<u8>>> {
+        let (rf, att) = self
+            .remote_file(ino)?
+            .ok_or_else(|| NsError::Corrupt(format!("file {ino} has remote extents but no remote record")))?;
+        let end = (start + self.chunk_size_bytes() as u64).min(rf.size);
+        if start >= end {
+            return Err(NsError::Corrupt(format!("remote extent of file {ino} past its upstream size")));
+        }
+        let key = full_key(&att.binding, &rf.key)?;
+        let data = match att.client()?.get_range(&key, start..end, &rf.etag) {
+            Ok(d) => d,
+            Err(e) => {
+                // The object changed or went: the next lookup lists again
+                // and replaces the file.
+                self.upstream.forget_listings();
+                return Err(ns_error(e));
+            }
+        };
+        if data.len() as u64 != end - start {
+            return Err(NsError::UpstreamUnavailable(format!(
+                "upstream sent {} bytes for a {}-byte range",
+                data.len(),
+                end - start
+            )));
+        }
+        if let Err(e) = self.cache_window(ino, &rf.etag, start, &data) {
+            // Serving the bytes matters more than keeping them.
+            tracing::warn!(ino, start, error = %e, "fetched upstream bytes not cached");
+        }
+        Ok(Arc::new(data))
+    }
+
+    /// Stores a fetched window as one chunk and points the still-remote
+    /// parts of `[start, start + data.len())` at it.
+    fn cache_window(&self, ino: u64, etag: &str, start: u64, data: &[u8]) -> NsResult<()> {
+        let end = start + data.len() as u64;
+        let chunk = self.stage_one(data)?;
+        let staged = [(0u64, chunk)];
+        let res = (|| {
+            self.chunks.barrier()?;
+            let _lock = self.extent_locks.get(ino).write().unwrap_or_else(|p| p.into_inner());
+            let old = self.extents_overlapping(ino, start, end)?;
+            let gc_at = self.gc_at_ms(self.now());
+            self.txn(|tx| {
+                if tx.get::<crate::record::Inode>(Tree::Inodes, &keys::id(ino))?.is_none() {
+                    return Ok(0);
+                }
+                match tx.get::<Remote>(Tree::Remote, &keys::id(ino))? {
+                    Some(Remote::File(f)) if f.etag == etag => {}
+                    _ => return Ok(0), // replaced meanwhile: these bytes are not its
+                }
+                let mut placed = 0;
+                for &(off, e) in &old {
+                    if !e.is_remote() {
+                        continue;
+                    }
+                    let (s, t) = (off.max(start), (off + e.len as u64).min(end));
+                    if s >= t {
+                        continue;
+                    }
+                    punch(tx, ino, s, t, &[(off, e)], gc_at)?;
+                    let whole = s == start && t == end;
+                    let local = Extent {
+                        chunk: chunk.chunk,
+                        chunk_off: (s - start) as u32,
+                        len: (t - s) as u32,
+                        crc64: if whole { chunk.crc64 } else { None },
+                    };
+                    tx.put(Tree::Extents, &keys::pair(ino, s), &local)?;
+                    tx.ref_chunk(chunk.chunk, 1, gc_at)?;
+                    placed += 1;
+                }
+                Ok(placed)
+            })
+        })();
+        let placed = *res.as_ref().unwrap_or(&0);
+        self.unstage(&staged, placed == 0);
+        res.map(|_| ())
+    }
+
+    /// Copies `[offset, offset + buf.len())` of remote extent `(off, e)` of
+    /// file `ino` into `buf` (which starts at `offset`), fetching windows.
+    pub(crate) fn fill_remote(&self, ino: u64, off: u64, e: &Extent, offset: u64, buf: &mut [u8]) -> NsResult<()> {
+        let cs = self.chunk_size_bytes() as u64;
+        let end = offset + buf.len() as u64;
+        let (s, t) = (off.max(offset), (off + e.len as u64).min(end));
+        let mut at = s;
+        while at < t {
+            let w = at / cs * cs;
+            let data = self.fetch_window(ino, w)?;
+            let stop = t.min(w + data.len() as u64);
+            if stop <= at {
+                return Err(NsError::Corrupt(format!("remote extent of file {ino} past its upstream size")));
+            }
+            buf[(at - offset) as usize..(stop - offset) as usize]
+                .copy_from_slice(&data[(at - w) as usize..(stop - w) as usize]);
+            at = stop;
+        }
+        Ok(())
+    }
+}
+
+impl ObjectReader {
+    /// Makes the byte at `offset` local, fetching its window when it is
+    /// remote, so that a GET can fail with a clean retryable error before
+    /// its response starts (rather than mid-body) when the upstream is down.
+    pub fn ready_at(&self, offset: u64) -> NsResult<()> {
+        if offset >= self.inode.size {
+            return Ok(());
+        }
+        let remote = match &self.extents {
+            Some(ext) => {
+                let i = ext.partition_point(|(off, e)| off + e.len as u64 <= offset);
+                ext.get(i).is_some_and(|(off, e)| *off <= offset && e.is_remote())
+            }
+            None => self.ns.extents_overlapping(self.inode.ino, offset, offset + 1)?.iter().any(|(_, e)| e.is_remote()),
+        };
+        if remote {
+            let cs = self.ns.chunk_size_bytes() as u64;
+            self.ns.fetch_window(self.inode.ino, offset / cs * cs)?;
+        }
+        Ok(())
+    }
+}
