@@ -60,6 +60,13 @@ pub enum Request {
     },
     /// List buckets.
     BucketList,
+    /// Upstream bindings and the upload queue.
+    CacheStatus,
+    /// Upload everything queued (of `target`, `BUCKET[/PREFIX]`) now.
+    CacheFlush {
+        /// Bucket and key prefix; every bound bucket when absent.
+        target: Option<String>,
+    },
     /// Check the live namespace, read-only (problems are confirmed by a
     /// second look, since the namespace changes meanwhile).
     Fsck {
@@ -175,6 +182,14 @@ fn handle(ctx: &AdminCtx, req: Request) -> Response {
         },
         Request::BucketList => match list_buckets(&ctx.ns) {
             Ok(lines) => Response::ok(lines),
+            Err(e) => Response::err(e),
+        },
+        Request::CacheStatus => match crate::upstream::status_lines(&ctx.ns) {
+            Ok(lines) => Response::ok(lines),
+            Err(e) => Response::err(e),
+        },
+        Request::CacheFlush { target } => match crate::upstream::flush(&ctx.ns, target.as_deref()) {
+            Ok(line) => Response::ok(vec![line]),
             Err(e) => Response::err(e),
         },
         Request::Fsck { grace_secs } => {

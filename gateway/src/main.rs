@@ -33,6 +33,9 @@ enum Cmd {
     /// Manage buckets (through a running gateway, or offline).
     #[command(subcommand)]
     Bucket(manage::BucketCmd),
+    /// Upstream buckets' cache: status, flush of queued uploads.
+    #[command(subcommand)]
+    Cache(manage::CacheCmd),
     /// Check a data directory (chunks, checksums, counts, orphans) and
     /// optionally repair it; exits 0 when clean, 1 on damage, 3 when it
     /// cannot run.
@@ -55,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::User(cmd) => manage::user(cmd),
         Cmd::Bucket(cmd) => manage::bucket(cmd),
+        Cmd::Cache(cmd) => manage::cache(cmd),
         Cmd::Fsck(args) => std::process::exit(fsck::main(args)),
         Cmd::Bench(cmd) => Ok(training_bench::cli::main(cmd)?),
     }

@@ -100,6 +100,42 @@ pub enum BucketCmd {
     },
 }
 
+/// `gateway cache ...`
+#[derive(clap::Subcommand, Debug)]
+pub enum CacheCmd {
+    /// Upstream bindings and the upload queue (items, dirty bytes,
+    /// failing and poisoned uploads).
+    Status {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Upload everything queued now; returns when it is all upstream
+    /// (exit 1 if anything failed).
+    Flush {
+        /// BUCKET or BUCKET/PREFIX; every bound bucket when absent.
+        target: Option<String>,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+/// Runs a `cache` command through the running gateway (status also offline).
+pub fn cache(cmd: CacheCmd) -> anyhow::Result<()> {
+    let (req, dir) = match cmd {
+        CacheCmd::Status { dir } => (Request::CacheStatus, dir),
+        CacheCmd::Flush { target, dir } => (Request::CacheFlush { target }, dir),
+    };
+    let lines = match admin::call(&dir.data_dir, &req)? {
+        Some(r) if r.ok => r.lines,
+        Some(r) => bail!("{}", r.error),
+        None => offline(&dir.data_dir, req)?,
+    };
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(())
+}
+
 /// Flags binding a new bucket to an upstream object store.
 #[derive(clap::Args, Debug)]
 pub struct UpstreamArgs {
@@ -126,6 +162,9 @@ pub struct UpstreamArgs {
     /// Seconds listings and ETags are trusted; 0 asks on every use.
     #[arg(long, default_value_t = crate::upstream::DEFAULT_REVALIDATE_SECS, requires = "upstream")]
     revalidate_secs: u64,
+    /// Seconds a file written over NFS stays unchanged before its upload.
+    #[arg(long, default_value_t = crate::upstream::DEFAULT_UPLOAD_DELAY_SECS, requires = "upstream")]
+    upload_delay_secs: u64,
 }
 
 impl UpstreamArgs {
@@ -142,6 +181,7 @@ impl UpstreamArgs {
             ca_file: self.upstream_ca_file.clone(),
             credentials: crate::upstream::parse_credential_source(&self.upstream_credentials)?,
             revalidate_secs: self.revalidate_secs,
+            upload_delay_secs: self.upload_delay_secs,
         };
         crate::upstream::check_binding(&b)?;
         Ok(Some(b))
@@ -279,7 +319,7 @@ pub fn bucket(cmd: BucketCmd) -> anyhow::Result<()> {
 
 fn offline(data_dir: &Path, req: Request) -> anyhow::Result<Vec<String>> {
     if !data_dir.join("meta").exists() {
-        if matches!(req, Request::BucketList) {
+        if matches!(req, Request::BucketList | Request::CacheStatus) {
             bail!("{} is not a gateway data directory (no meta/)", data_dir.display());
         }
         ensure_dir(data_dir)?;
@@ -295,6 +335,8 @@ fn offline(data_dir: &Path, req: Request) -> anyhow::Result<Vec<String>> {
         Request::BucketRemove { name } => admin::remove_bucket(&ns, &name).map(|l| vec![l]),
         Request::BucketList => admin::list_buckets(&ns),
         Request::ReloadUsers | Request::Fsck { .. } => Ok(Vec::new()),
+        Request::CacheStatus => crate::upstream::status_lines(&ns),
+        Request::CacheFlush { .. } => Err("flushing needs the running gateway (it holds the upstream clients)".into()),
     };
     ns.sync().context("flushing the data directory")?;
     out.map_err(|e| anyhow::anyhow!(e))

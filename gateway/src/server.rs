@@ -143,6 +143,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let hup = tokio::spawn(reload_on_sighup(cfg.tls.clone(), certs, reload_users, shutdown.clone()));
     let server = tokio::spawn(protocol_s3::serve(listener, tls, state, shutdown.clone()));
     let gc = tokio::spawn(gc_loop(ns.clone(), cfg.gc_interval, shutdown.clone()));
+    let uploads = tokio::spawn(crate::upstream::upload_loop(ns.clone(), shutdown.clone()));
     let leftovers = {
         let ns = ns.clone();
         tokio::task::spawn_blocking(move || {
@@ -185,6 +186,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     second.abort();
     let _ = gc.await;
+    let _ = uploads.await;
     let _ = leftovers.await;
     let _ = admin.await;
     let _ = hup.await;

@@ -6,15 +6,22 @@
 //! (whose `Debug` is redacted) until handed to the client.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use namespace::{CredentialSource, Namespace, UpstreamBinding};
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 use upstream_s3::{Credentials, S3Upstream};
 
 /// Revalidation time when none is configured: listings and ETags are
 /// trusted this long before the upstream is asked again.
 pub const DEFAULT_REVALIDATE_SECS: u64 = 30;
+/// Quiet time of an NFS-written file before its upload, when none is
+/// configured.
+pub const DEFAULT_UPLOAD_DELAY_SECS: u64 = 5;
+/// Longest quiet time accepted (one hour).
+const UPLOAD_DELAY_SECS_MAX: u64 = 3600;
 /// Longest revalidation time accepted (one day).
 const REVALIDATE_SECS_MAX: u64 = 86_400;
 /// Largest credentials file read.
@@ -64,6 +71,8 @@ pub struct UpstreamBucketEntry {
     pub anonymous: bool,
     /// Seconds listings and ETags are trusted; 0 asks on every use.
     pub revalidate_secs: Option<u64>,
+    /// Seconds a file written over NFS stays unchanged before its upload.
+    pub upload_delay_secs: Option<u64>,
     /// Owner of the local bucket when it is created.
     #[serde(default)]
     pub uid: u32,
@@ -99,6 +108,7 @@ impl UpstreamBucketEntry {
             ca_file: self.ca_file.clone(),
             credentials,
             revalidate_secs: self.revalidate_secs.unwrap_or(DEFAULT_REVALIDATE_SECS),
+            upload_delay_secs: self.upload_delay_secs.unwrap_or(DEFAULT_UPLOAD_DELAY_SECS),
         };
         check_binding(&b).with_context(|| key.clone())?;
         Ok(b)
@@ -112,6 +122,9 @@ pub fn check_binding(b: &UpstreamBinding) -> anyhow::Result<()> {
     }
     if b.revalidate_secs > REVALIDATE_SECS_MAX {
         bail!("revalidate_secs is at most {REVALIDATE_SECS_MAX}");
+    }
+    if b.upload_delay_secs > UPLOAD_DELAY_SECS_MAX {
+        bail!("upload_delay_secs is at most {UPLOAD_DELAY_SECS_MAX}");
     }
     b.validate().map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -237,4 +250,75 @@ pub fn describe(name: &str, b: &UpstreamBinding) -> String {
         "bucket {name} -> s3://{}/{} at {} ({}, revalidate {}s)",
         b.bucket, b.prefix, b.endpoint, how, b.revalidate_secs
     )
+}
+
+/// How often queued uploads are looked at.
+const UPLOAD_PASS_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs due uploads of bound buckets (NFS-written files once quiet, S3
+/// writes whose write-through failed, renames) until shutdown, and
+/// publishes the queue's gauges.
+pub async fn upload_loop(ns: Arc<Namespace>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(UPLOAD_PASS_EVERY) => {}
+        }
+        let ns = ns.clone();
+        let res = tokio::task::spawn_blocking(move || -> Result<_, namespace::NsError> {
+            let report = ns.run_uploads()?;
+            Ok((report, ns.upload_queue_status()?))
+        })
+        .await;
+        match res {
+            Ok(Ok((report, status))) => {
+                metrics::counter!("gateway_upstream_uploads_total").increment(report.uploaded);
+                metrics::counter!("gateway_upstream_upload_bytes_total").increment(report.bytes);
+                metrics::counter!("gateway_upstream_upload_failures_total").increment(report.failed);
+                metrics::gauge!("gateway_upstream_queue_items").set(status.items as f64);
+                metrics::gauge!("gateway_upstream_dirty_bytes").set(status.dirty_bytes as f64);
+                metrics::gauge!("gateway_upstream_poisoned_items").set(status.poisoned.len() as f64);
+                if report.uploaded > 0 || report.failed > 0 {
+                    tracing::info!(?report, "upload pass");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "upload pass failed"),
+            Err(e) => tracing::warn!(error = %e, "upload task failed"),
+        }
+    }
+}
+
+/// `gateway cache status`: the upload queue and the bindings.
+pub fn status_lines(ns: &Namespace) -> Result<Vec<String>, String> {
+    let mut lines = Vec::new();
+    for (name, _, b) in ns.upstream_bindings().map_err(|e| format!("reading bindings: {e}"))? {
+        lines.push(describe(&String::from_utf8_lossy(&name), &b));
+    }
+    let st = ns.upload_queue_status().map_err(|e| format!("reading the upload queue: {e}"))?;
+    lines.push(format!(
+        "upload queue: {} item(s), {} dirty byte(s), {} failing, {} poisoned",
+        st.items,
+        st.dirty_bytes,
+        st.failing,
+        st.poisoned.len()
+    ));
+    for (key, why) in st.poisoned {
+        lines.push(format!("poisoned: {key}: {why}"));
+    }
+    Ok(lines)
+}
+
+/// `gateway cache flush [BUCKET[/PREFIX]]`: uploads everything queued
+/// there now; fails if anything is still not upstream.
+pub fn flush(ns: &Namespace, target: Option<&str>) -> Result<String, String> {
+    let (bucket, prefix) = match target {
+        None => (None, ""),
+        Some(t) => {
+            let (b, p) = t.split_once('/').unwrap_or((t, ""));
+            let ino = ns.bucket(b.as_bytes()).map_err(|e| format!("bucket {b:?}: {e}"))?.ino;
+            (Some(ino), p)
+        }
+    };
+    let r = ns.flush_uploads(bucket, prefix.as_bytes()).map_err(|e| format!("flush: {e}"))?;
+    Ok(format!("flushed: {} file(s) uploaded ({} bytes), {} dropped", r.uploaded, r.bytes, r.dropped))
 }

@@ -40,6 +40,7 @@ fn client(s3: SocketAddr, bucket: &str, key: (&str, &str)) -> S3Upstream {
         ca_file: None,
         credentials: CredentialSource::Config,
         revalidate_secs: 0,
+        upload_delay_secs: 0,
     };
     let creds = Credentials { access_key_id: key.0.into(), secret_access_key: key.1.into() };
     S3Upstream::with_tuning(&b, Some(creds), Tuning { retries: 0, retry_window: Duration::from_secs(1) }).unwrap()
@@ -74,7 +75,8 @@ fn pattern(seed: u8, len: usize) -> Vec<u8> {
 fn cache_config(a: SocketAddr, key: (&str, &str)) -> String {
     format!(
         "chunk_size_mib = 1\n[nfs_export_defaults]\nsquash = \"none\"\n\n[[upstream_bucket]]\nname = \"cache\"\nendpoint = \"http://{a}\"\nbucket = \"origin\"\n\
-         access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nrevalidate_secs = 1\n",
+         access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nrevalidate_secs = 1\n\
+         upload_delay_secs = 2\n",
         key.0, key.1
     )
 }
@@ -82,6 +84,26 @@ fn cache_config(a: SocketAddr, key: (&str, &str)) -> String {
 fn create_bucket(dir: &Path, name: &str) {
     let out = common::gateway().args(["bucket", "create", name, "--data-dir"]).arg(dir.join("data")).output().unwrap();
     assert!(out.status.success(), "bucket create: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Polls `key` on `c` until it holds `want` (uploads wait for B's quiet
+/// delay of 2 s and its 1 s upload pass).
+fn eventually(c: &S3Upstream, key: &str, want: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match get(c, key, want.len()) {
+            Ok(got) if got == want => return,
+            other => assert!(Instant::now() < deadline, "{key} never arrived: {:?}", other.map(|v| v.len())),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Runs a `gateway` admin command against a data directory; its stdout.
+fn admin(dir: &Path, args: &[&str]) -> String {
+    let out = common::gateway().args(args).arg("--data-dir").arg(dir.join("data")).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// Waits past B's revalidation time (1 s).
@@ -149,6 +171,42 @@ impl Nfs {
         let dir = self.lookup(dir)?;
         let args = REMOVE3args { object: diropargs3 { dir, name: filename3::from(name.as_bytes().to_vec()) } };
         match self.rt.block_on(self.c.remove(&args)).unwrap() {
+            Nfs3Result::Ok(_) => Ok(()),
+            Nfs3Result::Err((s, _)) => Err(s),
+        }
+    }
+
+    /// Creates `dir/name`, writes `data` UNSTABLE and COMMITs it, as a
+    /// kernel client writing a checkpoint does.
+    fn write_file(&mut self, dir: &str, name: &str, data: &[u8]) {
+        let dir = self.lookup(dir).unwrap();
+        let how = createhow3::UNCHECKED(sattr3 { mode: Nfs3Option::Some(0o644), ..Default::default() });
+        let args = CREATE3args { where_: diropargs3 { dir, name: filename3::from(name.as_bytes().to_vec()) }, how };
+        let fh = match self.rt.block_on(self.c.create(&args)).unwrap() {
+            Nfs3Result::Ok(ok) => ok.obj.unwrap(),
+            Nfs3Result::Err((s, _)) => panic!("create {name}: {s:?}"),
+        };
+        for (i, piece) in data.chunks(256 << 10).enumerate() {
+            let args = WRITE3args {
+                file: fh.clone(),
+                offset: (i * (256 << 10)) as u64,
+                count: piece.len() as u32,
+                stable: stable_how::UNSTABLE,
+                data: Opaque::owned(piece.to_vec()),
+            };
+            assert!(matches!(self.rt.block_on(self.c.write(&args)).unwrap(), Nfs3Result::Ok(_)), "write {name}");
+        }
+        let commit = COMMIT3args { file: fh, offset: 0, count: 0 };
+        assert!(matches!(self.rt.block_on(self.c.commit(&commit)).unwrap(), Nfs3Result::Ok(_)), "commit {name}");
+    }
+
+    fn rename(&mut self, dir: &str, from: &str, to: &str) -> Result<(), nfsstat3> {
+        let d = self.lookup(dir)?;
+        let args = RENAME3args {
+            from: diropargs3 { dir: d.clone(), name: filename3::from(from.as_bytes().to_vec()) },
+            to: diropargs3 { dir: d, name: filename3::from(to.as_bytes().to_vec()) },
+        };
+        match self.rt.block_on(self.c.rename(&args)).unwrap() {
             Nfs3Result::Ok(_) => Ok(()),
             Nfs3Result::Err((s, _)) => Err(s),
         }
@@ -234,6 +292,36 @@ fn upstream_bucket_end_to_end() {
     assert_eq!(get(&origin, "top.txt", 6), Err(UpstreamError::NotFound));
     nfs.remove("ckpt", "large.bin").unwrap();
     assert_eq!(get(&origin, "ckpt/large.bin", 1), Err(UpstreamError::NotFound));
+
+    // NFS writes reach the upstream once quiet (a checkpoint written to a
+    // temporary name and renamed, as torch.save users do), renames of
+    // uploaded files become copy + delete upstream, and a flush returns
+    // when everything is up.
+    let step2 = pattern(5, 2 * CHUNK_BYTES + 99);
+    nfs.write_file("ckpt", "step-2.tmp", &step2);
+    nfs.rename("ckpt", "step-2.tmp", "step-2.pt").unwrap();
+    eventually(&origin, "ckpt/step-2.pt", &step2);
+    assert_eq!(get(&origin, "ckpt/step-2.tmp", 1), Err(UpstreamError::NotFound));
+    nfs.rename("ckpt", "step-2.pt", "step-2-final.pt").unwrap();
+    eventually(&origin, "ckpt/step-2-final.pt", &step2);
+    assert_eq!(get(&origin, "ckpt/step-2.pt", 1), Err(UpstreamError::NotFound));
+    let step3 = pattern(6, CHUNK_BYTES / 2);
+    nfs.write_file("ckpt", "step-3.pt", &step3);
+    let flushed = admin(&db, &["cache", "flush", "cache/ckpt/"]);
+    assert!(flushed.contains("1 file(s) uploaded"), "{flushed}");
+    assert_eq!(get(&origin, "ckpt/step-3.pt", step3.len()).unwrap(), step3, "uploaded when flush returned");
+    let status = admin(&db, &["cache", "status"]);
+    assert!(status.contains("upload queue: 0 item(s)"), "{status}");
+    // kill -9 with a dirty queue: the upload happens after the restart.
+    let step4 = pattern(7, CHUNK_BYTES + 3);
+    nfs.write_file("ckpt", "step-4.pt", &step4);
+    drop(nfs);
+    drop(gw_b);
+    assert_eq!(get(&origin, "ckpt/step-4.pt", 1), Err(UpstreamError::NotFound), "uploaded before the kill");
+    gw_b = common::start(&db, &cache_config(gw_a.s3, A_KEY), B_KEY.0, B_KEY.1, "info", &[]);
+    let b = client(gw_b.s3, "cache", B_KEY);
+    eventually(&origin, "ckpt/step-4.pt", &step4);
+    let mut nfs = Nfs::mount(gw_b.nfs);
 
     // Changes made directly upstream show after the revalidation time.
     put(&origin, "data/sub/b.txt", b"bee v2");

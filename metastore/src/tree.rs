@@ -25,7 +25,7 @@ pub type Schema = &'static [&'static str];
 
 /// Most trees in a schema (one transaction spans every tree, and sled's
 /// transactions are tested here with at most this many).
-pub const SCHEMA_TREES_MAX: usize = 14;
+pub const SCHEMA_TREES_MAX: usize = 16;
 
 /// Checks a schema: 1 to [`SCHEMA_TREES_MAX`] distinct, non-empty names.
 /// A bad schema is a programmer error, so this panics.

@@ -170,6 +170,7 @@ impl Namespace {
             n.mtime = now;
             n.ctime = now;
             n.content_gen += 1;
+            self.queue_dirty(tx, ino, now)?;
             if !caller.is_root() {
                 n.mode &= !0o6000; // as Linux: writing clears setuid/setgid
             }

@@ -138,7 +138,8 @@ impl Namespace {
                 CreateMode::Unchecked => Ok(existing),
             }
         };
-        self.add_new(caller, dir, name, existing, |ino, d, now| {
+        let upstream = self.key_in_dir(dir, name)?;
+        self.add_new(caller, dir, name, existing, upstream, |ino, d, now| {
             let mut f = new_inode(ino, Kind::File, mode, caller.uid, new_gid(caller, d), now);
             if let CreateMode::Exclusive(v) = how {
                 f.verifier = Some(v);
@@ -156,6 +157,7 @@ impl Namespace {
         dir: u64,
         name: &[u8],
         mut existing: impl FnMut(&mut Tx<'_>, &Dentry) -> NsResult<Inode>,
+        upstream: Option<(u64, Vec<u8>)>,
         build: impl Fn(u64, &Inode, Nanos) -> Inode,
     ) -> NsResult<Inode> {
         let ino = self.alloc_id()?;
@@ -171,6 +173,11 @@ impl Namespace {
             adopt(&mut d);
             tx.put_inode(&d)?;
             tx.put_inode(&child)?;
+            if let (Some((bucket, key)), Kind::File) = (&upstream, child.kind) {
+                // A new file of a bound bucket is uploaded once quiet.
+                let due = now.saturating_add(self.quiet_ns(*bucket));
+                self.queue_put(tx, ino, *bucket, key.clone(), due, None)?;
+            }
             Ok(child)
         })?;
         self.commit_barrier()?;
@@ -186,7 +193,7 @@ impl Namespace {
             validate_name(name)?;
         }
         let taken = |_: &mut Tx<'_>, _: &Dentry| Err(NsError::AlreadyExists);
-        self.add_new(caller, dir, name, taken, |ino, d, now| {
+        self.add_new(caller, dir, name, taken, None, |ino, d, now| {
             let mut c = new_inode(ino, Kind::Dir, mode | (d.mode & 0o2000), caller.uid, new_gid(caller, d), now);
             c.parent = dir;
             c
@@ -204,7 +211,7 @@ impl Namespace {
             return Err(NsError::TooLarge(format!("symlink target over {SYMLINK_TARGET_BYTES_MAX} bytes")));
         }
         let taken = |_: &mut Tx<'_>, _: &Dentry| Err(NsError::AlreadyExists);
-        self.add_new(caller, dir, name, taken, |ino, d, now| {
+        self.add_new(caller, dir, name, taken, None, |ino, d, now| {
             let mut l = new_inode(ino, Kind::Symlink, mode, caller.uid, new_gid(caller, d), now);
             l.target = target.to_vec();
             l.size = target.len() as u64;
@@ -325,6 +332,8 @@ impl Namespace {
             return Err(NsError::NotPermitted);
         }
         self.check_rename_upstream(sdir, sname)?;
+        // In a bound bucket the file's upload follows it to its new key.
+        let dest = self.key_in_dir(ddir, dname)?;
         let now = self.now();
         let orphaned = self.txn(|tx| {
             let mut sd = tx.dir(sdir)?;
@@ -400,6 +409,12 @@ impl Namespace {
             }
             src.ctime = now;
             tx.put_inode(&src)?;
+            match (&dest, src.kind) {
+                (Some((bucket, key)), Kind::File) => self.queue_renamed(tx, src.ino, *bucket, key.clone(), now)?,
+                // An (empty) directory's key is found again from its name.
+                (Some(_), Kind::Dir) => tx.del(Tree::Remote, &keys::id(src.ino))?,
+                _ => {}
+            }
             tx.put_inode(&sd)?;
             if let Some(dd) = &dd {
                 tx.put_inode(dd)?;
@@ -500,6 +515,7 @@ impl Namespace {
                 if size != n.size {
                     apply_truncate(tx, ino, size, &plan, gc_at)?;
                     n.content_gen += 1;
+                    self.queue_dirty(tx, ino, now)?;
                 }
                 n.size = size;
                 n.mtime = now;

@@ -422,7 +422,7 @@ impl Namespace {
         if !unlisted.is_empty() {
             self.reap_orphans()?;
         }
-        self.write_through(target.bucket_ino, &up.key, &info.inode)?;
+        self.write_through(target.bucket_ino, info.inode.ino)?;
         Ok(CompletedUpload { info, repeated: false })
     }
 }

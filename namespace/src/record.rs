@@ -279,6 +279,30 @@ pub struct RemoteFile {
     pub synced_gen: u64,
 }
 
+/// A file of a bound bucket whose local content is not upstream yet:
+/// `upload_queue[ino]`. Written in the same transaction as the change that
+/// makes the file dirty, so an acknowledged write is never forgotten.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct QueuedUpload {
+    /// Bucket directory.
+    pub bucket: u64,
+    /// Key to upload to, relative to the binding's prefix.
+    pub key: Vec<u8>,
+    /// Not before this time (writes push it back by the quiet delay;
+    /// failures by a back-off).
+    pub due: Nanos,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// A key the file was renamed from: deleted upstream once the file is
+    /// at `key`.
+    pub replaces: Option<Vec<u8>>,
+    /// The last failure, for `cache status`.
+    pub error: Option<String>,
+    /// Refused by the upstream too often: reported, not retried until a
+    /// flush or a restart asks again.
+    pub poisoned: bool,
+}
+
 /// An unlinked inode whose extents are being freed: `orphans[ino]`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Orphan {

@@ -47,6 +47,8 @@ pub enum Tree {
     Upstreams,
     /// Upstream keys of files and directories of bound buckets: inode.
     Remote,
+    /// Files of bound buckets waiting to be uploaded: inode.
+    UploadQueue,
 }
 
 /// On-disk names of [`Tree::ALL`], in order: what the metastore is opened
@@ -66,11 +68,12 @@ pub const SCHEMA: Schema = &[
     "orphans",
     "upstreams",
     "remote",
+    "upload_queue",
 ];
 
 impl Tree {
     /// Every tree, in schema order.
-    pub const ALL: [Tree; 14] = [
+    pub const ALL: [Tree; 15] = [
         Tree::Sys,
         Tree::Inodes,
         Tree::Dentries,
@@ -85,6 +88,7 @@ impl Tree {
         Tree::Orphans,
         Tree::Upstreams,
         Tree::Remote,
+        Tree::UploadQueue,
     ];
 
     /// The metastore's id of this tree.

@@ -257,6 +257,17 @@ impl Upstream for S3Upstream {
         })
     }
 
+    fn copy(&self, from: &str, to: &str) -> Result<String, UpstreamError> {
+        let (f, t) = (path(from)?, path(to)?);
+        self.block_on(async {
+            self.store.copy(&f, &t).await?;
+            // The copy's answer carries no ETag here: ask for it.
+            self.store.head(&t).await
+        })
+        .map(|m| m.e_tag.unwrap_or_default())
+        .map_err(classify)
+    }
+
     fn delete(&self, key: &str) -> Result<(), UpstreamError> {
         let p = path(key)?;
         match self.block_on(self.store.delete(&p)) {

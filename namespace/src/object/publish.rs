@@ -89,7 +89,7 @@ impl Namespace {
             |_, _| Ok(()),
         )?;
         staged.mark_consumed();
-        self.write_through(target.bucket_ino, &target.key(), &info.inode)?;
+        self.write_through(target.bucket_ino, info.inode.ino)?;
         Ok(info)
     }
 
@@ -151,7 +151,7 @@ impl Namespace {
             |_, _| Ok(()),
         )
         .and_then(|info| {
-            self.write_through(target.bucket_ino, &target.key(), &info.inode)?;
+            self.write_through(target.bucket_ino, info.inode.ino)?;
             Ok(info)
         })
     }
@@ -170,6 +170,9 @@ impl Namespace {
             return Err(NsError::InvalidArgument("a directory marker key ending in '/' carries no data".into()));
         }
         let ids: Vec<u64> = (0..=target.dirs.len()).map(|_| self.alloc_id()).collect::<NsResult<_>>()?;
+        // In a bound bucket the new object is queued for upload in the
+        // publishing transaction (write-through runs it right after).
+        let upstream_key = self.bound(target.bucket_ino).map(|_| target.key());
         let now = self.now();
         let gc_at = self.gc_at_ms(now);
         let (info, orphaned) = self.txn(|tx| {
@@ -256,6 +259,9 @@ impl Namespace {
             parent.dirty = true;
             tx.put_inode(&f)?;
             write_back(tx, &chain)?;
+            if let Some(key) = &upstream_key {
+                self.queue_put(tx, ino, target.bucket_ino, key.clone(), now, None)?;
+            }
             extra(tx, ino)?;
             Ok((ObjectInfo { etag: meta.etag.clone(), inode: f, meta }, orphaned))
         })?;

@@ -17,6 +17,7 @@
 //! upstream object is never mixed into an older one.
 
 mod fetch;
+mod queue;
 mod refresh;
 mod sync;
 
@@ -32,6 +33,7 @@ use crate::tree::Tree;
 use crate::{keys, Namespace, NsError, NsResult};
 
 pub(crate) use fetch::Fetches;
+pub use queue::{QueueStatus, UploadReport};
 
 /// What an upstream client failed with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +103,8 @@ pub trait Upstream: Send + Sync {
     fn put(&self, key: &str, body: &dyn UploadBody) -> Result<String, UpstreamError>;
     /// Deletes `key` (deleting a missing key succeeds).
     fn delete(&self, key: &str) -> Result<(), UpstreamError>;
+    /// Server-side copy of `from` to `to`; returns the copy's ETag.
+    fn copy(&self, from: &str, to: &str) -> Result<String, UpstreamError>;
 }
 
 /// Where the upstream client finds its credentials. The record never holds
@@ -137,6 +141,9 @@ pub struct UpstreamBinding {
     /// Seconds a listing (and so a file's ETag) is trusted before a lookup,
     /// listing or GET asks the upstream again; 0 asks every time.
     pub revalidate_secs: u64,
+    /// Seconds a file written over NFS must stay unchanged before it is
+    /// uploaded (NFS has no close: quiet time stands for it).
+    pub upload_delay_secs: u64,
 }
 
 impl UpstreamBinding {

@@ -1,0 +1,318 @@
+//! The persistent upload queue of bound buckets: one `upload_queue` record
+//! per dirty file, written in the transaction that made it dirty (an S3
+//! publish, an NFS create, write or truncate, a rename), so that kill -9
+//! loses nothing acknowledged; uploads resume at start-up.
+//!
+//! S3 writes run their item at once and answer after the upstream did
+//! (write-through; when that fails the answer is a 503 and the item stays
+//! queued). NFS changes wait until the file has been quiet for the
+//! binding's `upload_delay_secs`. An item whose file changed during its
+//! upload stays queued for the next pass. Upstream outages back off and
+//! retry for ever (everything drains when the upstream returns); refusals
+//! (credentials, a key the upstream cannot hold) count towards
+//! [`UPLOAD_REFUSALS_MAX`], after which the item is poisoned: reported by
+//! [`Namespace::upload_queue_status`], retried only by a flush.
+
+use std::collections::HashSet;
+
+use super::{full_key, UpstreamError};
+use crate::clock::Nanos;
+use crate::full_scan::scan_all;
+use crate::record::{self, Inode, Kind, QueuedUpload, Remote, RemoteFile};
+use crate::tree::Tree;
+use crate::tx::Tx;
+use crate::{keys, Namespace, NsError, NsResult};
+
+/// Refusals after which an item is poisoned.
+pub const UPLOAD_REFUSALS_MAX: u32 = 5;
+/// Longest back-off between attempts of a failing item.
+const UPLOAD_BACKOFF_NS_MAX: i64 = 60_000_000_000;
+/// First back-off.
+const UPLOAD_BACKOFF_NS_MIN: i64 = 500_000_000;
+/// Poisoned items listed by the status.
+const STATUS_POISONED_LISTED_MAX: usize = 100;
+
+/// What a pass over the queue did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UploadReport {
+    /// Files uploaded (or copied upstream after a rename).
+    pub uploaded: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Items that failed and stay queued.
+    pub failed: u64,
+    /// Items dropped because their file is gone (or already clean).
+    pub dropped: u64,
+}
+
+/// The queue at a glance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueStatus {
+    /// Items queued.
+    pub items: u64,
+    /// Their files' sizes (the dirty bytes).
+    pub dirty_bytes: u64,
+    /// Items that are failing now (back-off).
+    pub failing: u64,
+    /// Poisoned items: key and last error (at most 100 listed).
+    pub poisoned: Vec<(String, String)>,
+}
+
+fn backoff_ns(attempts: u32) -> i64 {
+    UPLOAD_BACKOFF_NS_MIN.saturating_mul(1i64 << attempts.min(20)).min(UPLOAD_BACKOFF_NS_MAX)
+}
+
+impl Namespace {
+    /// Inside a transaction that made file `ino` dirty: queue it (or push
+    /// its queued upload back by the quiet delay). Files outside bound
+    /// buckets have no record and are left alone.
+    pub(crate) fn queue_dirty(&self, tx: &mut Tx<'_>, ino: u64, now: Nanos) -> NsResult<()> {
+        if !self.upstream.any() {
+            return Ok(());
+        }
+        if let Some(mut q) = tx.get::<QueuedUpload>(Tree::UploadQueue, &keys::id(ino))? {
+            q.due = now.saturating_add(self.quiet_ns(q.bucket));
+            return tx.put(Tree::UploadQueue, &keys::id(ino), &q);
+        }
+        if let Some(Remote::File(f)) = tx.get::<Remote>(Tree::Remote, &keys::id(ino))? {
+            let due = now.saturating_add(self.quiet_ns(f.bucket));
+            return self.queue_put(tx, ino, f.bucket, f.key, due, None);
+        }
+        Ok(())
+    }
+
+    /// Inside a transaction: queue file `ino` for `key` of `bucket`.
+    pub(crate) fn queue_put(
+        &self,
+        tx: &mut Tx<'_>,
+        ino: u64,
+        bucket: u64,
+        key: Vec<u8>,
+        due: Nanos,
+        replaces: Option<Vec<u8>>,
+    ) -> NsResult<()> {
+        let q = QueuedUpload { bucket, key, due, attempts: 0, replaces, error: None, poisoned: false };
+        tx.put(Tree::UploadQueue, &keys::id(ino), &q)
+    }
+
+    /// The quiet delay of bucket `bucket`'s binding, in nanoseconds.
+    pub(crate) fn quiet_ns(&self, bucket: u64) -> i64 {
+        self.bound(bucket).map_or(0, |a| (a.binding.upload_delay_secs as i64).saturating_mul(1_000_000_000))
+    }
+
+    /// Inside a rename's transaction: file `ino` now lives at `key` of
+    /// `bucket`. A queued upload follows it; a clean file is queued for a
+    /// server-side copy, its old key deleted afterwards.
+    pub(crate) fn queue_renamed(
+        &self,
+        tx: &mut Tx<'_>,
+        ino: u64,
+        bucket: u64,
+        key: Vec<u8>,
+        now: Nanos,
+    ) -> NsResult<()> {
+        if let Some(mut q) = tx.get::<QueuedUpload>(Tree::UploadQueue, &keys::id(ino))? {
+            if q.replaces.is_none() {
+                // The old key is upstream only if the file was uploaded.
+                if let Some(Remote::File(f)) = tx.get::<Remote>(Tree::Remote, &keys::id(ino))? {
+                    q.replaces = Some(f.key);
+                }
+            }
+            q.key = key;
+            q.due = now;
+            return tx.put(Tree::UploadQueue, &keys::id(ino), &q);
+        }
+        match tx.get::<Remote>(Tree::Remote, &keys::id(ino))? {
+            Some(Remote::File(f)) => self.queue_put(tx, ino, bucket, key, now, Some(f.key)),
+            _ => self.queue_put(tx, ino, bucket, key, now, None),
+        }
+    }
+
+    /// Runs the queued uploads that are due; returns what it did.
+    pub fn run_uploads(&self) -> NsResult<UploadReport> {
+        self.upload_pass(|q, now| !q.poisoned && q.due <= now)
+    }
+
+    /// Uploads every queued file whose key starts with `prefix` (of bucket
+    /// `bucket`, or of every bound bucket), due or not, poisoned ones too:
+    /// what `gateway cache flush` runs. Fails if any item still failed.
+    pub fn flush_uploads(&self, bucket: Option<u64>, prefix: &[u8]) -> NsResult<UploadReport> {
+        let report = self.upload_pass(|q, _| bucket.is_none_or(|b| b == q.bucket) && q.key.starts_with(prefix))?;
+        if report.failed > 0 {
+            return Err(NsError::UpstreamUnavailable(format!("{} uploads failed; see cache status", report.failed)));
+        }
+        Ok(report)
+    }
+
+    fn upload_pass(&self, pick: impl Fn(&QueuedUpload, Nanos) -> bool) -> NsResult<UploadReport> {
+        let mut report = UploadReport::default();
+        if !self.upstream.any() {
+            return Ok(report);
+        }
+        let now = self.cfg.clock.now_ns();
+        let mut items = Vec::new();
+        scan_all(self, Tree::UploadQueue, |k, v| {
+            let ino = u64::from_be_bytes(k.try_into().map_err(|_| NsError::Corrupt("upload_queue key".into()))?);
+            let q: QueuedUpload = record::decode("upload_queue", v)?;
+            if pick(&q, now) {
+                items.push(ino);
+            }
+            Ok(())
+        })?;
+        let mut seen = HashSet::new();
+        for ino in items {
+            if seen.insert(ino) {
+                self.upload_one(ino, &mut report)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Uploads queued file `ino` now (S3 write-through runs this for the
+    /// object it just published). Upstream failures are recorded on the
+    /// item and returned as `UpstreamUnavailable`.
+    pub(crate) fn upload_now(&self, ino: u64) -> NsResult<()> {
+        let mut report = UploadReport::default();
+        self.upload_one(ino, &mut report)?;
+        match self.meta.get(Tree::UploadQueue, &keys::id(ino))? {
+            Some(v) if report.failed > 0 => {
+                let q: QueuedUpload = record::decode("upload_queue", &v)?;
+                Err(NsError::UpstreamUnavailable(q.error.unwrap_or_else(|| "upload failed".into())))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn upload_one(&self, ino: u64, report: &mut UploadReport) -> NsResult<()> {
+        let Some(v) = self.meta.get(Tree::UploadQueue, &keys::id(ino))? else { return Ok(()) };
+        let q: QueuedUpload = record::decode("upload_queue", &v)?;
+        let att = self.upstream.attached(q.bucket)?;
+        let client = att.client()?;
+        let inode = match self.getattr(ino) {
+            Ok(n) if n.kind == Kind::File => Some(n),
+            Ok(_) | Err(NsError::Stale) => None,
+            Err(e) => return Err(e),
+        };
+        let Some(inode) = inode else {
+            // Removed before it was uploaded: only a key it was renamed
+            // from may still need deleting.
+            if let Some(old) = &q.replaces {
+                if let Err(e) = client.delete(&full_key(&att.binding, old)?) {
+                    return self.upload_failed(ino, &q, e, report);
+                }
+            }
+            self.txn(|tx| match tx.get::<QueuedUpload>(Tree::UploadQueue, &keys::id(ino))? {
+                Some(cur) if cur == q => tx.del(Tree::UploadQueue, &keys::id(ino)),
+                _ => Ok(()),
+            })?;
+            report.dropped += 1;
+            return Ok(());
+        };
+        let remote = match self.remote(ino)? {
+            Some(Remote::File(f)) => Some(f),
+            _ => None,
+        };
+        let clean = remote.as_ref().filter(|f| f.synced_gen == inode.content_gen);
+        let full = full_key(&att.binding, &q.key)?;
+        let sent = match clean {
+            Some(f) if f.key == q.key => Ok(f.etag.clone()), // nothing to send
+            // Renamed and unchanged: copy upstream instead of uploading.
+            Some(f) => client.copy(&full_key(&att.binding, &f.key)?, &full),
+            None => {
+                let body = super::sync::FileBody { ns: self, ino, size: inode.size };
+                client.put(&full, &body).inspect(|_| report.bytes += inode.size)
+            }
+        };
+        let etag = match sent {
+            Ok(e) => e,
+            Err(e) => return self.upload_failed(ino, &q, e, report),
+        };
+        if let Some(old) = q.replaces.as_ref().filter(|o| **o != q.key) {
+            if let Err(e) = client.delete(&full_key(&att.binding, old)?) {
+                return self.upload_failed(ino, &q, e, report);
+            }
+        }
+        self.mark_uploaded(ino, &q, &inode, etag)?;
+        report.uploaded += 1;
+        Ok(())
+    }
+
+    /// Records a finished upload: the file is clean at the generation that
+    /// was sent, and its queue item goes, unless either changed meanwhile.
+    fn mark_uploaded(&self, ino: u64, q: &QueuedUpload, sent: &Inode, etag: String) -> NsResult<()> {
+        let rec = RemoteFile {
+            bucket: q.bucket,
+            key: q.key.clone(),
+            etag,
+            size: sent.size,
+            mtime: sent.mtime,
+            synced_gen: sent.content_gen,
+        };
+        self.txn(|tx| {
+            let Some(n) = tx.get::<Inode>(Tree::Inodes, &keys::id(ino))? else { return Ok(()) };
+            let cur: Option<QueuedUpload> = tx.get(Tree::UploadQueue, &keys::id(ino))?;
+            if n.content_gen != sent.content_gen {
+                // Changed during the upload: that change is still queued.
+                // Its old key is gone now; the remote record says where
+                // the uploaded content is.
+                if let Some(mut c) = cur {
+                    c.replaces = None;
+                    tx.put(Tree::UploadQueue, &keys::id(ino), &c)?;
+                }
+                return tx.put(Tree::Remote, &keys::id(ino), &Remote::File(rec.clone()));
+            }
+            tx.put(Tree::Remote, &keys::id(ino), &Remote::File(rec.clone()))?;
+            match cur {
+                Some(c) if c.key == q.key => tx.del(Tree::UploadQueue, &keys::id(ino)),
+                Some(mut c) => {
+                    // Renamed during the upload: still to do, from here.
+                    c.replaces = Some(q.key.clone());
+                    tx.put(Tree::UploadQueue, &keys::id(ino), &c)
+                }
+                None => Ok(()),
+            }
+        })?;
+        self.commit_barrier()
+    }
+
+    fn upload_failed(&self, ino: u64, q: &QueuedUpload, e: UpstreamError, report: &mut UploadReport) -> NsResult<()> {
+        report.failed += 1;
+        let refused = matches!(e, UpstreamError::Refused(_));
+        tracing::warn!(ino, key = %String::from_utf8_lossy(&q.key), error = %e, "upload to the upstream failed");
+        let now = self.cfg.clock.now_ns();
+        self.txn(|tx| {
+            let Some(mut cur) = tx.get::<QueuedUpload>(Tree::UploadQueue, &keys::id(ino))? else { return Ok(()) };
+            if refused {
+                cur.attempts += 1;
+                cur.poisoned = cur.attempts >= UPLOAD_REFUSALS_MAX;
+            }
+            cur.due = now.saturating_add(backoff_ns(cur.attempts.max(1)));
+            cur.error = Some(e.to_string());
+            tx.put(Tree::UploadQueue, &keys::id(ino), &cur)
+        })?;
+        Ok(())
+    }
+
+    /// Counts the queue: items, dirty bytes, failing and poisoned items.
+    pub fn upload_queue_status(&self) -> NsResult<QueueStatus> {
+        let mut st = QueueStatus::default();
+        scan_all(self, Tree::UploadQueue, |k, v| {
+            let ino = u64::from_be_bytes(k.try_into().map_err(|_| NsError::Corrupt("upload_queue key".into()))?);
+            let q: QueuedUpload = record::decode("upload_queue", v)?;
+            st.items += 1;
+            if let Ok(n) = self.getattr(ino) {
+                st.dirty_bytes += n.size;
+            }
+            if q.poisoned {
+                if st.poisoned.len() < STATUS_POISONED_LISTED_MAX {
+                    let why = q.error.clone().unwrap_or_default();
+                    st.poisoned.push((String::from_utf8_lossy(&q.key).to_string(), why));
+                }
+            } else if q.error.is_some() {
+                st.failing += 1;
+            }
+            Ok(())
+        })?;
+        Ok(st)
+    }
+}
