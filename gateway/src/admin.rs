@@ -67,6 +67,18 @@ pub enum Request {
         /// Bucket and key prefix; every bound bucket when absent.
         target: Option<String>,
     },
+    /// Fetch everything under `BUCKET[/PREFIX]` not cached yet.
+    CacheWarm {
+        /// Bucket and key prefix.
+        target: String,
+        /// Fetches at once.
+        parallel: usize,
+    },
+    /// Evict the cached data under `BUCKET[/PREFIX]`.
+    CacheEvict {
+        /// Bucket and key prefix.
+        target: String,
+    },
     /// Check the live namespace, read-only (problems are confirmed by a
     /// second look, since the namespace changes meanwhile).
     Fsck {
@@ -89,14 +101,27 @@ pub struct Response {
     /// The report of an online fsck.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fsck: Option<namespace::FsckReport>,
+    /// A progress line of a long request (more lines follow; the last
+    /// line of every answer has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// How far a long request (a cache warm) has come.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+pub struct Progress {
+    /// Bytes done.
+    pub done_bytes: u64,
+    /// Bytes in all.
+    pub total_bytes: u64,
 }
 
 impl Response {
     fn ok(lines: Vec<String>) -> Self {
-        Response { ok: true, lines, error: String::new(), fsck: None }
+        Response { ok: true, lines, error: String::new(), fsck: None, progress: None }
     }
     fn err(e: impl std::fmt::Display) -> Self {
-        Response { ok: false, lines: Vec::new(), error: e.to_string(), fsck: None }
+        Response { ok: false, lines: Vec::new(), error: e.to_string(), fsck: None, progress: None }
     }
 }
 
@@ -143,9 +168,26 @@ pub async fn serve(listener: UnixListener, ctx: Arc<AdminCtx>, shutdown: Cancell
                     Ok(req) => {
                         tracing::info!(?req, "admin request");
                         let ctx = ctx.clone();
-                        tokio::task::spawn_blocking(move || handle(&ctx, req))
-                            .await
-                            .unwrap_or_else(|e| Response::err(format!("admin task failed: {e}")))
+                        let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+                        let mut task = tokio::task::spawn_blocking(move || {
+                            let report = |p: Progress| {
+                                let _ = ptx.send(p);
+                            };
+                            handle(&ctx, req, &report)
+                        });
+                        // Progress lines go out while the request runs.
+                        let done = loop {
+                            tokio::select! {
+                                Some(p) = prx.recv() => {
+                                    let line = Response { progress: Some(p), ..Response::ok(Vec::new()) };
+                                    let mut out = serde_json::to_vec(&line).unwrap_or_default();
+                                    out.push(b'\n');
+                                    let _ = w.write_all(&out).await;
+                                }
+                                r = &mut task => break r,
+                            }
+                        };
+                        done.unwrap_or_else(|e| Response::err(format!("admin task failed: {e}")))
                     }
                     Err(e) => Response::err(format!("bad request: {e}")),
                 },
@@ -160,7 +202,7 @@ pub async fn serve(listener: UnixListener, ctx: Arc<AdminCtx>, shutdown: Cancell
     .await;
 }
 
-fn handle(ctx: &AdminCtx, req: Request) -> Response {
+fn handle(ctx: &AdminCtx, req: Request, progress: &(dyn Fn(Progress) + Sync)) -> Response {
     match req {
         Request::ReloadUsers => match (ctx.reload_users)() {
             Ok(summary) => Response::ok(vec![summary]),
@@ -189,6 +231,18 @@ fn handle(ctx: &AdminCtx, req: Request) -> Response {
             Err(e) => Response::err(e),
         },
         Request::CacheFlush { target } => match crate::upstream::flush(&ctx.ns, target.as_deref()) {
+            Ok(line) => Response::ok(vec![line]),
+            Err(e) => Response::err(e),
+        },
+        Request::CacheWarm { target, parallel } => {
+            match crate::upstream::warm(&ctx.ns, &target, parallel, &|p: namespace::WarmProgress| {
+                progress(Progress { done_bytes: p.done_bytes, total_bytes: p.total_bytes })
+            }) {
+                Ok(line) => Response::ok(vec![line]),
+                Err(e) => Response::err(e),
+            }
+        }
+        Request::CacheEvict { target } => match crate::upstream::evict(&ctx.ns, &target) {
             Ok(line) => Response::ok(vec![line]),
             Err(e) => Response::err(e),
         },
@@ -255,6 +309,15 @@ pub fn list_buckets(ns: &Namespace) -> Result<Vec<String>, String> {
 /// Sends `req` to the gateway running on `data_dir`; `None` when none is
 /// listening there.
 pub fn call(data_dir: &Path, req: &Request) -> anyhow::Result<Option<Response>> {
+    call_with_progress(data_dir, req, &mut |_| {})
+}
+
+/// [`call`], handing progress lines of a long request to `on_progress`.
+pub fn call_with_progress(
+    data_dir: &Path,
+    req: &Request,
+    on_progress: &mut dyn FnMut(Progress),
+) -> anyhow::Result<Option<Response>> {
     let path = socket_path(data_dir);
     let mut s = match std::os::unix::net::UnixStream::connect(&path) {
         Ok(s) => s,
@@ -267,7 +330,14 @@ pub fn call(data_dir: &Path, req: &Request) -> anyhow::Result<Option<Response>> 
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     s.write_all(&line)?;
-    let mut resp = String::new();
-    BufReader::new(s).read_line(&mut resp).context("reading the gateway's answer")?;
-    Ok(Some(serde_json::from_str(&resp).context("the gateway's answer is not valid JSON")?))
+    let mut reader = BufReader::new(s);
+    loop {
+        let mut resp = String::new();
+        reader.read_line(&mut resp).context("reading the gateway's answer")?;
+        let r: Response = serde_json::from_str(&resp).context("the gateway's answer is not valid JSON")?;
+        match r.progress {
+            Some(p) => on_progress(p),
+            None => return Ok(Some(r)),
+        }
+    }
 }

@@ -69,6 +69,8 @@ struct File {
     virtual_host_base: Option<String>,
     shutdown_deadline_secs: Option<u64>,
     chunk_size_mib: Option<usize>,
+    cache_capacity_mib: Option<u64>,
+    cache_free_space_min_mib: Option<u64>,
     free_space_reserved_mib: Option<u64>,
     log_format: Option<String>,
     metrics_listen: Option<String>,
@@ -117,6 +119,10 @@ pub struct Config {
     pub chunk_size_bytes: usize,
     /// Free space data writes leave on the data volume for metadata.
     pub free_bytes_reserved: u64,
+    /// Bytes of upstream data the cache keeps (0: bounded by the disk).
+    pub cache_capacity_bytes: u64,
+    /// Free space the cache leaves on the data volume.
+    pub cache_free_bytes_min: u64,
     /// `text` or `json`.
     pub log_format: String,
     /// Period of the background GC pass and orphan scan.
@@ -260,6 +266,13 @@ impl Config {
             bail!("gc_interval_secs: must be at least 1");
         }
         let gc_grace_secs = args.gc_grace_secs.or(file.gc_grace_secs).unwrap_or(DEFAULT_GC_GRACE_SECS);
+        let cache_capacity_bytes =
+            file.cache_capacity_mib.unwrap_or(0).checked_mul(1 << 20).context("cache_capacity_mib: too large")?;
+        let cache_free_bytes_min = file
+            .cache_free_space_min_mib
+            .unwrap_or(0)
+            .checked_mul(1 << 20)
+            .context("cache_free_space_min_mib: too large")?;
         let mut upstream_names = std::collections::HashSet::new();
         for e in &file.upstream_bucket {
             e.binding()?;
@@ -277,6 +290,8 @@ impl Config {
             s3_default_identity,
             users: file.user,
             upstream_buckets: file.upstream_bucket,
+            cache_capacity_bytes,
+            cache_free_bytes_min,
             nfs_listen,
             portmap_listen,
             nfs,

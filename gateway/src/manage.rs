@@ -117,6 +117,26 @@ pub enum CacheCmd {
         #[command(flatten)]
         dir: DataDirArg,
     },
+    /// Fetch a dataset into the cache before a job: everything under
+    /// BUCKET/PREFIX not cached yet, in parallel, with a progress bar.
+    /// Resumable: what is cached is skipped.
+    Warm {
+        /// BUCKET or BUCKET/PREFIX.
+        target: String,
+        /// Fetches at once.
+        #[arg(long, default_value_t = 16)]
+        parallel: usize,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Drop the cached data under BUCKET/PREFIX (files stay; their data is
+    /// fetched again when read). Data not yet upstream is kept.
+    Evict {
+        /// BUCKET or BUCKET/PREFIX.
+        target: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
 }
 
 /// Runs a `cache` command through the running gateway (status also offline).
@@ -124,8 +144,23 @@ pub fn cache(cmd: CacheCmd) -> anyhow::Result<()> {
     let (req, dir) = match cmd {
         CacheCmd::Status { dir } => (Request::CacheStatus, dir),
         CacheCmd::Flush { target, dir } => (Request::CacheFlush { target }, dir),
+        CacheCmd::Warm { target, parallel, dir } => (Request::CacheWarm { target, parallel }, dir),
+        CacheCmd::Evict { target, dir } => (Request::CacheEvict { target }, dir),
     };
-    let lines = match admin::call(&dir.data_dir, &req)? {
+    let bar = indicatif::ProgressBar::hidden();
+    if matches!(req, Request::CacheWarm { .. }) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+    }
+    let answer = admin::call_with_progress(&dir.data_dir, &req, &mut |p| {
+        bar.set_length(p.total_bytes);
+        bar.set_position(p.done_bytes);
+    })?;
+    bar.finish_and_clear();
+    let lines = match answer {
         Some(r) if r.ok => r.lines,
         Some(r) => bail!("{}", r.error),
         None => offline(&dir.data_dir, req)?,
@@ -336,7 +371,9 @@ fn offline(data_dir: &Path, req: Request) -> anyhow::Result<Vec<String>> {
         Request::BucketList => admin::list_buckets(&ns),
         Request::ReloadUsers | Request::Fsck { .. } => Ok(Vec::new()),
         Request::CacheStatus => crate::upstream::status_lines(&ns),
-        Request::CacheFlush { .. } => Err("flushing needs the running gateway (it holds the upstream clients)".into()),
+        Request::CacheFlush { .. } | Request::CacheWarm { .. } | Request::CacheEvict { .. } => {
+            Err("this needs the running gateway (it holds the upstream clients)".into())
+        }
     };
     ns.sync().context("flushing the data directory")?;
     out.map_err(|e| anyhow::anyhow!(e))

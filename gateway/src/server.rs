@@ -22,6 +22,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut ns_cfg = NamespaceConfig::new(&cfg.data_dir);
     ns_cfg.chunk_size_bytes = cfg.chunk_size_bytes;
     ns_cfg.free_bytes_reserved = cfg.free_bytes_reserved;
+    ns_cfg.cache_capacity_bytes = cfg.cache_capacity_bytes;
+    ns_cfg.cache_free_bytes_min = cfg.cache_free_bytes_min;
     ns_cfg.gc_grace = cfg.gc_grace;
     ns_cfg.default_file_mode = cfg.s3_file_mode;
     ns_cfg.default_dir_mode = cfg.s3_dir_mode;

@@ -264,6 +264,7 @@ pub async fn upload_loop(ns: Arc<Namespace>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(UPLOAD_PASS_EVERY) => {}
         }
+        let ns_stats = ns.clone();
         let ns = ns.clone();
         let res = tokio::task::spawn_blocking(move || -> Result<_, namespace::NsError> {
             let report = ns.run_uploads()?;
@@ -278,6 +279,12 @@ pub async fn upload_loop(ns: Arc<Namespace>, shutdown: CancellationToken) {
                 metrics::gauge!("gateway_upstream_queue_items").set(status.items as f64);
                 metrics::gauge!("gateway_upstream_dirty_bytes").set(status.dirty_bytes as f64);
                 metrics::gauge!("gateway_upstream_poisoned_items").set(status.poisoned.len() as f64);
+                let c = ns_stats.cache_stats();
+                metrics::gauge!("gateway_cache_used_bytes").set(c.used_bytes as f64);
+                metrics::gauge!("gateway_cache_capacity_bytes").set(c.capacity_bytes as f64);
+                metrics::counter!("gateway_cache_hit_bytes_total").absolute(c.hit_bytes);
+                metrics::counter!("gateway_cache_miss_bytes_total").absolute(c.miss_bytes);
+                metrics::counter!("gateway_cache_evictions_total").absolute(c.evictions);
                 if report.uploaded > 0 || report.failed > 0 {
                     tracing::info!(?report, "upload pass");
                 }
@@ -294,6 +301,17 @@ pub fn status_lines(ns: &Namespace) -> Result<Vec<String>, String> {
     for (name, _, b) in ns.upstream_bindings().map_err(|e| format!("reading bindings: {e}"))? {
         lines.push(describe(&String::from_utf8_lossy(&name), &b));
     }
+    let c = ns.cache_stats();
+    let ratio = if c.hit_bytes + c.miss_bytes == 0 {
+        "n/a".to_string()
+    } else {
+        format!("{:.1}%", 100.0 * c.hit_bytes as f64 / (c.hit_bytes + c.miss_bytes) as f64)
+    };
+    let capacity = if c.capacity_bytes == 0 { "unbounded".to_string() } else { format!("{} bytes", c.capacity_bytes) };
+    lines.push(format!(
+        "cache: capacity {capacity}, used {} bytes (clean, in {} window(s)), hit ratio {ratio} ({} hit / {} miss bytes since start), {} eviction(s)",
+        c.used_bytes, c.windows, c.hit_bytes, c.miss_bytes, c.evictions
+    ));
     let st = ns.upload_queue_status().map_err(|e| format!("reading the upload queue: {e}"))?;
     lines.push(format!(
         "upload queue: {} item(s), {} dirty byte(s), {} failing, {} poisoned",
@@ -321,4 +339,48 @@ pub fn flush(ns: &Namespace, target: Option<&str>) -> Result<String, String> {
     };
     let r = ns.flush_uploads(bucket, prefix.as_bytes()).map_err(|e| format!("flush: {e}"))?;
     Ok(format!("flushed: {} file(s) uploaded ({} bytes), {} dropped", r.uploaded, r.bytes, r.dropped))
+}
+
+/// Splits `BUCKET[/PREFIX]`.
+fn split_target(target: &str) -> (&str, &str) {
+    target.split_once('/').unwrap_or((target, ""))
+}
+
+/// `gateway cache warm BUCKET[/PREFIX]`: one summary line.
+pub fn warm(
+    ns: &Namespace,
+    target: &str,
+    parallel: usize,
+    progress: &(dyn Fn(namespace::WarmProgress) + Sync),
+) -> Result<String, String> {
+    let (bucket, prefix) = split_target(target);
+    let r = ns
+        .warm(bucket.as_bytes(), prefix.as_bytes(), parallel, progress)
+        .map_err(|e| format!("warming {target}: {e}"))?;
+    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    let mut line = format!(
+        "warmed {target}: {} file(s), {} bytes fetched in {:.1} s ({:.1} MiB/s), {} bytes were cached already",
+        r.files,
+        r.fetched_bytes,
+        secs,
+        r.fetched_bytes as f64 / secs / (1 << 20) as f64,
+        r.cached_bytes
+    );
+    if r.failed > 0 {
+        return Err(format!(
+            "{line}; {} window(s) failed (first: {}); run it again to resume",
+            r.failed,
+            r.first_error.unwrap_or_default()
+        ));
+    }
+    line.push_str("; complete");
+    Ok(line)
+}
+
+/// `gateway cache evict BUCKET[/PREFIX]`: one summary line.
+pub fn evict(ns: &Namespace, target: &str) -> Result<String, String> {
+    let (bucket, prefix) = split_target(target);
+    let (files, windows) =
+        ns.evict_prefix(bucket.as_bytes(), prefix.as_bytes()).map_err(|e| format!("evicting {target}: {e}"))?;
+    Ok(format!("evicted {target}: {windows} cached window(s) of {files} file(s)"))
 }

@@ -379,3 +379,58 @@ fn upstream_bucket_end_to_end() {
 fn gw_a_addr(listen: &str) -> SocketAddr {
     listen.parse().unwrap()
 }
+
+/// A cache smaller than the dataset stays within its capacity (clean
+/// windows are evicted, reads stay correct); `cache warm` fetches a prefix
+/// so that it is served with the upstream down; `cache evict` empties it.
+#[test]
+fn bounded_cache_warm_and_evict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (da, dd) = (tmp.path().join("a"), tmp.path().join("d"));
+    for d in [&da, &dd] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let gw_a = common::start(&da, "", A_KEY.0, A_KEY.1, "warn", &[]);
+    create_bucket(&da, "origin");
+    let origin = client(gw_a.s3, "origin", A_KEY);
+    let files: Vec<Vec<u8>> = (0..4).map(|i| pattern(10 + i, CHUNK_BYTES * 3 / 2)).collect();
+    for (i, f) in files.iter().enumerate() {
+        put(&origin, &format!("set/f{i}"), f);
+    }
+    let capacity = 3 * CHUNK_BYTES as u64;
+    let config = format!("cache_capacity_mib = 3\n{}", cache_config(gw_a.s3, A_KEY));
+    let gw_d = common::start(&dd, &config, B_KEY.0, B_KEY.1, "info", &[]);
+    let d = client(gw_d.s3, "cache", B_KEY);
+    for round in 0..2 {
+        for (i, f) in files.iter().enumerate() {
+            assert_eq!(&get(&d, &format!("set/f{i}"), f.len()).unwrap(), f, "round {round} f{i}");
+        }
+    }
+    let status = admin(&dd, &["cache", "status"]);
+    let used: u64 = status
+        .split("used ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no used bytes in {status}"));
+    assert!(used <= capacity, "cache holds {used} bytes over its capacity {capacity}: {status}");
+    assert!(!status.contains(" 0 eviction(s)"), "6 MiB read through a 3 MiB cache evicted nothing: {status}");
+
+    let evicted = admin(&dd, &["cache", "evict", "cache/set/"]);
+    assert!(evicted.contains("of 4 file(s)"), "{evicted}");
+    assert!(admin(&dd, &["cache", "status"]).contains("used 0 bytes"), "evict left data cached");
+
+    let warmed = admin(&dd, &["cache", "warm", "cache/set/f1", "--parallel", "4"]);
+    assert!(warmed.contains("1 file(s)") && warmed.contains(&format!("{} bytes fetched", files[1].len())), "{warmed}");
+    assert!(warmed.contains("complete"), "{warmed}");
+    // Warming again is a no-op (resumable: the cached part is skipped).
+    let again = admin(&dd, &["cache", "warm", "cache/set/f1"]);
+    assert!(again.contains(" 0 bytes fetched"), "{again}");
+    drop(gw_a);
+    past_revalidation();
+    assert_eq!(get(&d, "set/f1", files[1].len()).unwrap(), files[1], "warmed data with the upstream down");
+    match get(&d, "set/f2", files[2].len()) {
+        Err(UpstreamError::Unavailable(why)) => assert!(why.contains("503"), "{why}"),
+        other => panic!("evicted data with the upstream down: {:?}", other.map(|v| v.len())),
+    }
+}

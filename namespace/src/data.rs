@@ -78,9 +78,11 @@ impl Namespace {
         }
         let end = n.size.min(offset.saturating_add(len as u64));
         let extents = self.extents_overlapping(ino, offset, end)?;
+        let mut _pinned = None;
         if extents.iter().any(|(_, e)| e.is_remote()) {
-            // Fetching caches under the write lock; the chunks these
-            // extents name outlive this read (GC grace).
+            // Fetching caches under the write lock, so the lock goes; pins
+            // keep this read's local chunks from eviction and GC instead.
+            _pinned = Some(Pinned::new(self, &extents));
             drop(lock);
         }
         let mut buf = vec![0u8; (end - offset) as usize];
@@ -111,6 +113,9 @@ impl Namespace {
             }
             let dst = &mut buf[(s - offset) as usize..(t - offset) as usize];
             self.chunks.read(e.chunk, e.chunk_off as u64 + (s - e_start), dst)?;
+            if self.upstream.any() {
+                self.note_hits(ino, s, t);
+            }
         }
         Ok(())
     }
@@ -229,6 +234,50 @@ impl Namespace {
             if discard {
                 if let Err(err) = self.chunks.delete(e.chunk) {
                     tracing::warn!(chunk = e.chunk, error = %err, "could not delete an unreferenced chunk; the orphan scan will");
+                }
+            }
+        }
+    }
+}
+
+/// Chunks pinned for as long as this lives (GC and cache eviction leave
+/// pinned chunks alone).
+pub(crate) struct Pinned<'a> {
+    ns: &'a Namespace,
+    chunks: Vec<u64>,
+}
+
+impl<'a> Pinned<'a> {
+    pub(crate) fn new(ns: &'a Namespace, extents: &[(u64, Extent)]) -> Self {
+        let chunks: Vec<u64> = extents.iter().filter(|(_, e)| !e.is_remote()).map(|(_, e)| e.chunk).collect();
+        ns.pin(&chunks);
+        Pinned { ns, chunks }
+    }
+}
+
+impl Drop for Pinned<'_> {
+    fn drop(&mut self) {
+        self.ns.unpin(&self.chunks);
+    }
+}
+
+impl Namespace {
+    /// Pins `chunks` (once per occurrence).
+    pub(crate) fn pin(&self, chunks: &[u64]) {
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        for c in chunks {
+            *pins.entry(*c).or_default() += 1;
+        }
+    }
+
+    /// Releases pins taken by [`Namespace::pin`].
+    pub(crate) fn unpin(&self, chunks: &[u64]) {
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        for c in chunks {
+            if let Some(n) = pins.get_mut(c) {
+                *n -= 1;
+                if *n == 0 {
+                    pins.remove(c);
                 }
             }
         }

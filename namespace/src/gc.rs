@@ -71,6 +71,7 @@ impl Namespace {
                         tx.del(Tree::Remote, &keys::id(ino))?;
                         tx.del(Tree::Orphans, &keys::id(ino))
                     })?;
+                    self.upstream.cache.forget(ino);
                     break;
                 }
                 self.txn(|tx| {

@@ -52,5 +52,6 @@ pub use object::{
 pub use record::{Checksum, Inode, Kind, ObjMeta};
 pub use tree::Tree;
 pub use upstream::{
-    CredentialSource, RemoteObject, UploadBody, Upstream, UpstreamBinding, UpstreamError, UpstreamListing,
+    CacheStats, CredentialSource, QueueStatus, RemoteObject, UploadBody, UploadReport, Upstream, UpstreamBinding,
+    UpstreamError, UpstreamListing, WarmProgress, WarmReport, WARM_PARALLEL_MAX,
 };

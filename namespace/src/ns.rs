@@ -60,6 +60,12 @@ pub struct NamespaceConfig {
     /// background once serving): it lists every chunk file, which takes
     /// seconds with millions of objects. Recovery is otherwise the same.
     pub defer_startup_orphan_scan: bool,
+    /// Bytes of fetched upstream data the cache keeps (0: no limit but
+    /// the disk's); clean windows beyond it are evicted.
+    pub cache_capacity_bytes: u64,
+    /// Free space the cache leaves on the data volume: below it, clean
+    /// windows are evicted (0: off).
+    pub cache_free_bytes_min: u64,
     /// The I/O layer of the chunk store (tests inject faults here).
     pub chunk_io: Arc<dyn ChunkIo>,
     /// The clock (tests use a manual one).
@@ -80,6 +86,8 @@ impl NamespaceConfig {
             default_file_mode: 0o644,
             default_dir_mode: 0o755,
             defer_startup_orphan_scan: false,
+            cache_capacity_bytes: 0,
+            cache_free_bytes_min: 0,
             chunk_io: Arc::new(RealIo),
             clock: Arc::new(SystemClock),
         }
@@ -198,7 +206,7 @@ impl Namespace {
             hidden_names: AtomicU64::new(0),
             start_id_floor: AtomicU64::new(0),
             opened_at: std::time::SystemTime::now(),
-            upstream: Default::default(),
+            upstream: crate::upstream::Upstreams::with_capacity(cfg.cache_capacity_bytes),
             cfg,
         }
     }
@@ -259,6 +267,7 @@ impl Namespace {
         report.boot_epoch = boot_epoch;
         let ns = Self::assemble(meta, chunks, cfg, fsid, boot_epoch, secret, now);
         ns.load_bindings()?;
+        ns.rebuild_cache_index()?;
         ns.start_id_floor.store(ns.alloc_id()?, Ordering::Relaxed);
         report.orphans_reaped = ns.reap_orphans()?;
         if !ns.cfg.defer_startup_orphan_scan {

@@ -151,10 +151,7 @@ impl Namespace {
             Some(Vec::new())
         };
         if let Some(ext) = &extents {
-            let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
-            for (_, e) in ext {
-                *pins.entry(e.chunk).or_default() += 1;
-            }
+            self.pin(&ext.iter().map(|(_, e)| e.chunk).collect::<Vec<_>>());
         }
         Ok(ObjectReader { ns: self.clone(), inode, extents })
     }
@@ -221,15 +218,7 @@ impl ObjectReader {
 impl Drop for ObjectReader {
     fn drop(&mut self) {
         if let Some(ext) = &self.extents {
-            let mut pins = self.ns.pins.lock().unwrap_or_else(|p| p.into_inner());
-            for (_, e) in ext {
-                if let Some(c) = pins.get_mut(&e.chunk) {
-                    *c -= 1;
-                    if *c == 0 {
-                        pins.remove(&e.chunk);
-                    }
-                }
-            }
+            self.ns.unpin(&ext.iter().map(|(_, e)| e.chunk).collect::<Vec<_>>());
         }
     }
 }

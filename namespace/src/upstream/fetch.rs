@@ -93,16 +93,25 @@ impl Namespace {
                 end - start
             )));
         }
-        if let Err(e) = self.cache_window(ino, &rf.etag, start, &data) {
+        self.upstream.cache.miss_bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        match self.cache_window(ino, &rf.etag, start, &data) {
+            Ok(true) => {
+                self.upstream.cache.insert((ino, start), data.len() as u64, false);
+                if let Err(e) = self.evict_as_needed() {
+                    tracing::warn!(error = %e, "cache eviction failed");
+                }
+            }
+            Ok(false) => {}
             // Serving the bytes matters more than keeping them.
-            tracing::warn!(ino, start, error = %e, "fetched upstream bytes not cached");
+            Err(e) => tracing::warn!(ino, start, error = %e, "fetched upstream bytes not cached"),
         }
         Ok(Arc::new(data))
     }
 
     /// Stores a fetched window as one chunk and points the still-remote
-    /// parts of `[start, start + data.len())` at it.
-    fn cache_window(&self, ino: u64, etag: &str, start: u64, data: &[u8]) -> NsResult<()> {
+    /// parts of `[start, start + data.len())` at it; `false` when nothing
+    /// was left to point (the file changed meanwhile).
+    fn cache_window(&self, ino: u64, etag: &str, start: u64, data: &[u8]) -> NsResult<bool> {
         let end = start + data.len() as u64;
         let chunk = self.stage_one(data)?;
         let staged = [(0u64, chunk)];
@@ -145,7 +154,7 @@ impl Namespace {
         })();
         let placed = *res.as_ref().unwrap_or(&0);
         self.unstage(&staged, placed == 0);
-        res.map(|_| ())
+        res.map(|n| n > 0)
     }
 
     /// Copies `[offset, offset + buf.len())` of remote extent `(off, e)` of

@@ -16,10 +16,12 @@
 //! record holds; every fetch is conditional on that ETag, so a changed
 //! upstream object is never mixed into an older one.
 
+mod cache;
 mod fetch;
 mod queue;
 mod refresh;
 mod sync;
+mod warm;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -32,8 +34,11 @@ use crate::record::{self, Remote, RemoteFile};
 use crate::tree::Tree;
 use crate::{keys, Namespace, NsError, NsResult};
 
+pub(crate) use cache::CachePolicy;
+pub use cache::CacheStats;
 pub(crate) use fetch::Fetches;
 pub use queue::{QueueStatus, UploadReport};
+pub use warm::{WarmProgress, WarmReport, WARM_PARALLEL_MAX};
 
 /// What an upstream client failed with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,10 +194,19 @@ pub(crate) struct Upstreams {
     /// One listing of a directory at a time (striped by inode).
     refresh_locks: [Mutex<()>; 32],
     pub(crate) fetches: Fetches,
+    /// Which cached windows stay (`cache.rs`).
+    pub(crate) cache: CachePolicy,
 }
 
 impl Upstreams {
-    fn any(&self) -> bool {
+    /// Empty, with a cache of `capacity_bytes` (0: unbounded).
+    pub(crate) fn with_capacity(capacity_bytes: u64) -> Self {
+        let u = Upstreams::default();
+        u.cache.capacity_bytes.store(capacity_bytes, std::sync::atomic::Ordering::Relaxed);
+        u
+    }
+
+    pub(crate) fn any(&self) -> bool {
         !self.attached.read().unwrap_or_else(|p| p.into_inner()).is_empty()
     }
 

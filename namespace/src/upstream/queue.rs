@@ -233,6 +233,8 @@ impl Namespace {
             }
         }
         self.mark_uploaded(ino, &q, &inode, etag)?;
+        // Its local data is now a clean copy of the upstream's: cached.
+        self.index_local_windows(ino, inode.size, false)?;
         report.uploaded += 1;
         Ok(())
     }
