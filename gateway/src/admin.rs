@@ -149,6 +149,8 @@ pub struct AdminCtx {
     pub ns: Arc<Namespace>,
     /// Re-reads the users file into the S3 keyring; returns a summary.
     pub reload_users: Box<dyn Fn() -> anyhow::Result<String> + Send + Sync>,
+    /// Time limits of upstream clients made for new bound buckets.
+    pub upstream_tuning: upstream_s3::Tuning,
 }
 
 /// Serves admin requests until `shutdown`.
@@ -210,7 +212,7 @@ fn handle(ctx: &AdminCtx, req: Request, progress: &(dyn Fn(Progress) + Sync)) ->
         },
         Request::BucketCreate { name, uid, gid, mode, upstream } => {
             let made = create_bucket(&ctx.ns, &name, uid, gid, mode).and_then(|line| match &upstream {
-                Some(b) => bind_bucket(&ctx.ns, &name, b, true).map(|l| vec![line, l]),
+                Some(b) => bind_bucket(&ctx.ns, &name, b, Some(ctx.upstream_tuning)).map(|l| vec![line, l]),
                 None => Ok(vec![line]),
             });
             match made {
@@ -276,11 +278,16 @@ pub fn create_bucket(ns: &Namespace, name: &str, uid: u32, gid: u32, mode: Optio
 /// Binds the (new, empty) bucket `name` to an upstream; `attach` also
 /// builds and attaches its client (a running gateway; offline, the next
 /// start does).
-pub fn bind_bucket(ns: &Namespace, name: &str, b: &namespace::UpstreamBinding, attach: bool) -> Result<String, String> {
+pub fn bind_bucket(
+    ns: &Namespace,
+    name: &str,
+    b: &namespace::UpstreamBinding,
+    attach: Option<upstream_s3::Tuning>,
+) -> Result<String, String> {
     crate::upstream::check_binding(b).map_err(|e| format!("{e:#}"))?;
     let ino = ns.bind_upstream(name.as_bytes(), b).map_err(|e| format!("binding bucket {name:?}: {e}"))?;
-    if attach {
-        crate::upstream::attach(ns, ino, b, None).map_err(|e| format!("bucket {name:?}: {e:#}"))?;
+    if let Some(tuning) = attach {
+        crate::upstream::attach(ns, ino, b, None, tuning).map_err(|e| format!("bucket {name:?}: {e:#}"))?;
     }
     Ok(crate::upstream::describe(name, b))
 }

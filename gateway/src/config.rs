@@ -70,6 +70,8 @@ struct File {
     shutdown_deadline_secs: Option<u64>,
     chunk_size_mib: Option<usize>,
     cache_capacity_mib: Option<u64>,
+    upstream_request_timeout_secs: Option<u64>,
+    upstream_retries: Option<usize>,
     cache_free_space_min_mib: Option<u64>,
     free_space_reserved_mib: Option<u64>,
     log_format: Option<String>,
@@ -123,6 +125,8 @@ pub struct Config {
     pub cache_capacity_bytes: u64,
     /// Free space the cache leaves on the data volume.
     pub cache_free_bytes_min: u64,
+    /// Time limits and retries of upstream clients.
+    pub upstream_tuning: upstream_s3::Tuning,
     /// `text` or `json`.
     pub log_format: String,
     /// Period of the background GC pass and orphan scan.
@@ -157,6 +161,10 @@ const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9095";
 const DEFAULT_NFS_LISTEN: &str = "127.0.0.1:2049";
 /// Most NFS calls in flight per connection that the config may ask for.
 const NFS_IN_FLIGHT_MAX: usize = 4096;
+/// Longest upstream request time the config may ask for (one hour).
+const UPSTREAM_TIMEOUT_SECS_MAX: u64 = 3600;
+/// Most retries of an upstream request the config may ask for.
+const UPSTREAM_RETRIES_MAX: usize = 10;
 /// Default period of the background GC.
 const DEFAULT_GC_INTERVAL_SECS: u64 = 60;
 /// Free space data writes leave for the metadata store, in MiB (the chunk
@@ -273,6 +281,19 @@ impl Config {
             .unwrap_or(0)
             .checked_mul(1 << 20)
             .context("cache_free_space_min_mib: too large")?;
+        let mut upstream_tuning = upstream_s3::Tuning::default();
+        if let Some(t) = file.upstream_request_timeout_secs {
+            if t == 0 || t > UPSTREAM_TIMEOUT_SECS_MAX {
+                bail!("upstream_request_timeout_secs: 1 to {UPSTREAM_TIMEOUT_SECS_MAX}, got {t}");
+            }
+            upstream_tuning.request_timeout = Duration::from_secs(t);
+        }
+        if let Some(r) = file.upstream_retries {
+            if r > UPSTREAM_RETRIES_MAX {
+                bail!("upstream_retries: at most {UPSTREAM_RETRIES_MAX}, got {r}");
+            }
+            upstream_tuning.retries = r;
+        }
         let mut upstream_names = std::collections::HashSet::new();
         for e in &file.upstream_bucket {
             e.binding()?;
@@ -292,6 +313,7 @@ impl Config {
             upstream_buckets: file.upstream_bucket,
             cache_capacity_bytes,
             cache_free_bytes_min,
+            upstream_tuning,
             nfs_listen,
             portmap_listen,
             nfs,

@@ -364,7 +364,7 @@ fn offline(data_dir: &Path, req: Request) -> anyhow::Result<Vec<String>> {
     let out = match req {
         Request::BucketCreate { name, uid, gid, mode, upstream } => admin::create_bucket(&ns, &name, uid, gid, mode)
             .and_then(|l| match &upstream {
-                Some(b) => admin::bind_bucket(&ns, &name, b, false).map(|u| vec![l, u]),
+                Some(b) => admin::bind_bucket(&ns, &name, b, None).map(|u| vec![l, u]),
                 None => Ok(vec![l]),
             }),
         Request::BucketRemove { name } => admin::remove_bucket(&ns, &name).map(|l| vec![l]),

@@ -67,9 +67,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         recovery_summary(&report)
     );
     let ns = Arc::new(ns);
-    let upstreams = cfg.upstream_buckets.clone();
+    let (upstreams, tuning) = (cfg.upstream_buckets.clone(), cfg.upstream_tuning);
     let ns2 = ns.clone();
-    let bound = tokio::task::spawn_blocking(move || crate::upstream::setup(&ns2, &upstreams))
+    let bound = tokio::task::spawn_blocking(move || crate::upstream::setup(&ns2, &upstreams, tuning))
         .await?
         .context("setting up upstream buckets")?;
     for line in bound {
@@ -140,7 +140,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         }
     };
     let admin_listener = crate::admin::bind(&cfg.data_dir)?;
-    let admin_ctx = Arc::new(crate::admin::AdminCtx { ns: ns.clone(), reload_users: Box::new(reload_users.clone()) });
+    let admin_ctx = Arc::new(crate::admin::AdminCtx {
+        ns: ns.clone(),
+        reload_users: Box::new(reload_users.clone()),
+        upstream_tuning: cfg.upstream_tuning,
+    });
     let admin = tokio::spawn(crate::admin::serve(admin_listener, admin_ctx, shutdown.clone()));
     let hup = tokio::spawn(reload_on_sighup(cfg.tls.clone(), certs, reload_users, shutdown.clone()));
     let server = tokio::spawn(protocol_s3::serve(listener, tls, state, shutdown.clone()));

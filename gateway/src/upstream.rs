@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use namespace::{CredentialSource, Namespace, UpstreamBinding};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
-use upstream_s3::{Credentials, S3Upstream};
+use upstream_s3::{Credentials, S3Upstream, Tuning};
 
 /// Revalidation time when none is configured: listings and ETags are
 /// trusted this long before the upstream is asked again.
@@ -205,16 +205,17 @@ pub fn attach(
     ino: u64,
     b: &UpstreamBinding,
     config: Option<&UpstreamBucketEntry>,
+    tuning: Tuning,
 ) -> anyhow::Result<()> {
     let creds = resolve(b, config)?;
-    let client = S3Upstream::new(b, creds).map_err(|e| anyhow::anyhow!(e))?;
+    let client = S3Upstream::with_tuning(b, creds, tuning).map_err(|e| anyhow::anyhow!(e))?;
     ns.attach_upstream(ino, Arc::new(client)).context("attaching the upstream client")
 }
 
 /// At start-up: creates and binds the configured upstream buckets, then
 /// attaches a client to every bound bucket of the data directory. Returns
 /// one line per bound bucket.
-pub fn setup(ns: &Namespace, entries: &[UpstreamBucketEntry]) -> anyhow::Result<Vec<String>> {
+pub fn setup(ns: &Namespace, entries: &[UpstreamBucketEntry], tuning: Tuning) -> anyhow::Result<Vec<String>> {
     for e in entries {
         let binding = e.binding()?;
         if ns.bucket(e.name.as_bytes()).is_err() {
@@ -232,7 +233,7 @@ pub fn setup(ns: &Namespace, entries: &[UpstreamBucketEntry]) -> anyhow::Result<
     for (name, ino, b) in ns.upstream_bindings().context("reading upstream bindings")? {
         let name = String::from_utf8_lossy(&name).to_string();
         let config = entries.iter().find(|e| e.name == name);
-        attach(ns, ino, &b, config).with_context(|| format!("upstream bucket {name:?}"))?;
+        attach(ns, ino, &b, config, tuning).with_context(|| format!("upstream bucket {name:?}"))?;
         lines.push(describe(&name, &b));
     }
     Ok(lines)

@@ -43,7 +43,8 @@ fn client(s3: SocketAddr, bucket: &str, key: (&str, &str)) -> S3Upstream {
         upload_delay_secs: 0,
     };
     let creds = Credentials { access_key_id: key.0.into(), secret_access_key: key.1.into() };
-    S3Upstream::with_tuning(&b, Some(creds), Tuning { retries: 0, retry_window: Duration::from_secs(1) }).unwrap()
+    let tuning = Tuning { retries: 0, retry_window: Duration::from_secs(1), request_timeout: Duration::from_secs(60) };
+    S3Upstream::with_tuning(&b, Some(creds), tuning).unwrap()
 }
 
 struct Bytes<'a>(&'a [u8]);
@@ -433,4 +434,173 @@ fn bounded_cache_warm_and_evict() {
         Err(UpstreamError::Unavailable(why)) => assert!(why.contains("503"), "{why}"),
         other => panic!("evicted data with the upstream down: {:?}", other.map(|v| v.len())),
     }
+}
+
+/// What the fault-injecting proxy does to new (and, on a change, cuts
+/// existing) connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// Forward both ways.
+    Pass,
+    /// Answer every request 503 and close.
+    Http503,
+    /// Accept, then close at once (a dropped connection).
+    Drop,
+    /// Accept and never answer.
+    Stall,
+    /// Forward, but cut the next response after 100 KiB (once), then pass.
+    TruncateOnce,
+}
+
+/// A TCP proxy in front of the upstream that injects faults.
+struct Proxy {
+    addr: SocketAddr,
+    mode: std::sync::Arc<std::sync::Mutex<(Fault, u64)>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Proxy {
+    fn start(upstream: SocketAddr) -> Proxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mode = std::sync::Arc::new(std::sync::Mutex::new((Fault::Pass, 0u64)));
+        let m = mode.clone();
+        rt.spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { return };
+                let (fault, generation) = *m.lock().unwrap();
+                if fault == Fault::TruncateOnce {
+                    m.lock().unwrap().0 = Fault::Pass;
+                }
+                let m = m.clone();
+                tokio::spawn(async move {
+                    match fault {
+                        Fault::Drop => {}
+                        Fault::Stall => tokio::time::sleep(Duration::from_secs(60)).await,
+                        Fault::Http503 => {
+                            let mut buf = vec![0u8; 64 << 10];
+                            let _ = client.read(&mut buf).await;
+                            let _ = client
+                                .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                                .await;
+                        }
+                        Fault::Pass | Fault::TruncateOnce => {
+                            let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                            let (mut cr, mut cw) = client.into_split();
+                            let (mut sr, mut sw) = server.into_split();
+                            let up = tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+                            let limit = if fault == Fault::TruncateOnce { 100 << 10 } else { u64::MAX };
+                            let down = async move {
+                                let mut sent = 0u64;
+                                let mut buf = vec![0u8; 16 << 10];
+                                loop {
+                                    let n = match sr.read(&mut buf).await {
+                                        Ok(0) | Err(_) => return,
+                                        Ok(n) => n,
+                                    };
+                                    let n = n.min((limit - sent) as usize);
+                                    if cw.write_all(&buf[..n]).await.is_err() {
+                                        return;
+                                    }
+                                    sent += n as u64;
+                                    if sent >= limit {
+                                        return; // cut mid-body
+                                    }
+                                }
+                            };
+                            // A mode change cuts pooled connections too.
+                            let changed = async {
+                                while m.lock().unwrap().1 == generation {
+                                    tokio::time::sleep(Duration::from_millis(20)).await;
+                                }
+                            };
+                            tokio::select! {
+                                _ = down => {}
+                                _ = changed => {}
+                            }
+                            up.abort();
+                        }
+                    }
+                });
+            }
+        });
+        Proxy { addr, mode, _rt: rt }
+    }
+
+    fn set(&self, f: Fault) {
+        let mut m = self.mode.lock().unwrap();
+        *m = (f, m.1 + 1);
+    }
+}
+
+/// Faults between the cache and its upstream: 503s, dropped and stalled
+/// connections fail uncached reads fast with a retryable answer (S3 503,
+/// NFS3ERR_JUKEBOX) and leave cached reads alone; a truncated body is
+/// retried and never cached; an object that changes upstream between two
+/// windows of one read is never mixed: the read fails, and the next one
+/// gets the new version whole.
+#[test]
+fn faults_between_cache_and_upstream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (da, de) = (tmp.path().join("a"), tmp.path().join("e"));
+    for d in [&da, &de] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let gw_a = common::start(&da, "", A_KEY.0, A_KEY.1, "warn", &[]);
+    create_bucket(&da, "origin");
+    let origin = client(gw_a.s3, "origin", A_KEY);
+    let one = pattern(20, 3 * CHUNK_BYTES);
+    let two = pattern(21, 3 * CHUNK_BYTES);
+    let three = pattern(22, CHUNK_BYTES);
+    put(&origin, "f/one", &one);
+    put(&origin, "f/two", &two);
+    put(&origin, "f/three", &three);
+    let proxy = Proxy::start(gw_a.s3);
+    let config =
+        format!("upstream_request_timeout_secs = 2\nupstream_retries = 1\n{}", cache_config(proxy.addr, A_KEY));
+    let gw_e = common::start(&de, &config, B_KEY.0, B_KEY.1, "info", &[]);
+    let e = client(gw_e.s3, "cache", B_KEY);
+    let mut nfs = Nfs::mount(gw_e.nfs);
+    assert_eq!(nfs.names("f"), vec!["one", "three", "two"]);
+    assert_eq!(get(&e, "f/three", three.len()).unwrap(), three); // cached
+
+    for fault in [Fault::Http503, Fault::Drop, Fault::Stall] {
+        proxy.set(fault);
+        past_revalidation();
+        let t = Instant::now();
+        match get(&e, "f/one", one.len()) {
+            Err(UpstreamError::Unavailable(why)) => assert!(why.contains("503"), "{fault:?}: {why}"),
+            other => panic!("{fault:?}: uncached GET answered {:?}", other.map(|v| v.len())),
+        }
+        assert_eq!(nfs.read_all("f/one", one.len()), Err(nfsstat3::NFS3ERR_JUKEBOX), "{fault:?}");
+        assert!(t.elapsed() < Duration::from_secs(30), "{fault:?}: failing took {:?}", t.elapsed());
+        assert_eq!(get(&e, "f/three", three.len()).unwrap(), three, "{fault:?}: cached data");
+        assert_eq!(nfs.read_all("f/three", three.len()).unwrap(), three, "{fault:?}: cached data by NFS");
+    }
+
+    // A body cut short is retried; what is cached is the whole window.
+    proxy.set(Fault::TruncateOnce);
+    assert_eq!(get(&e, "f/one", one.len()).unwrap(), one);
+    proxy.set(Fault::Stall);
+    assert_eq!(get(&e, "f/one", one.len()).unwrap(), one, "served from the cache, all of it");
+    proxy.set(Fault::Pass);
+
+    // The object changes upstream between two windows of one NFS read.
+    let fh = nfs.lookup("f/two").unwrap();
+    let first = READ3args { file: fh.clone(), offset: 0, count: 64 << 10 };
+    match nfs.rt.block_on(nfs.c.read(&first)).unwrap() {
+        Nfs3Result::Ok(ok) => assert_eq!(ok.data.as_ref(), &two[..64 << 10]),
+        Nfs3Result::Err((s, _)) => panic!("first window: {s:?}"),
+    }
+    let two_v2 = pattern(23, two.len());
+    put(&origin, "f/two", &two_v2);
+    let second = READ3args { file: fh.clone(), offset: CHUNK_BYTES as u64, count: 64 << 10 };
+    match nfs.rt.block_on(nfs.c.read(&second)).unwrap() {
+        Nfs3Result::Err((s, _)) => assert_eq!(s, nfsstat3::NFS3ERR_JUKEBOX),
+        Nfs3Result::Ok(ok) => panic!("read bytes of a changed object: {} bytes", ok.data.as_ref().len()),
+    }
+    assert_eq!(get(&e, "f/two", two_v2.len()).unwrap(), two_v2, "the new version, whole");
+    assert_eq!(nfs.read_all("f/two", two_v2.len()).unwrap(), two_v2);
 }

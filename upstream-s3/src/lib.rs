@@ -52,9 +52,11 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Retry behaviour of a client.
+/// Time limits and retries of a client.
 #[derive(Clone, Copy, Debug)]
 pub struct Tuning {
+    /// Time one request may take.
+    pub request_timeout: Duration,
     /// Retries of a failed request (5xx, connection errors).
     pub retries: usize,
     /// Total time the retries of one request may take.
@@ -63,7 +65,11 @@ pub struct Tuning {
 
 impl Default for Tuning {
     fn default() -> Self {
-        Tuning { retries: RETRIES_MAX, retry_window: Duration::from_secs(RETRY_WINDOW_SECS) }
+        Tuning {
+            request_timeout: Duration::from_secs(REQUEST_TIMEOUT_SECS),
+            retries: RETRIES_MAX,
+            retry_window: Duration::from_secs(RETRY_WINDOW_SECS),
+        }
     }
 }
 
@@ -94,7 +100,7 @@ impl S3Upstream {
     /// [`S3Upstream::new`] with its own retry behaviour.
     pub fn with_tuning(binding: &UpstreamBinding, creds: Option<Credentials>, tuning: Tuning) -> Result<Self, String> {
         let mut opts = ClientOptions::new()
-            .with_timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS))
+            .with_timeout(tuning.request_timeout)
             .with_connect_timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS))
             .with_allow_http(binding.endpoint.starts_with("http://"));
         if let Some(ca) = &binding.ca_file {

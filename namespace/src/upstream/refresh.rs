@@ -132,6 +132,9 @@ impl Namespace {
                 self.merge_listing(bucket, dir.ino, &key, listing)?;
                 self.mark_listed(dir.ino, started.saturating_add(ttl_ns));
             }
+            // Never listed and nothing cached: an empty answer would
+            // claim the upstream's objects do not exist.
+            Err(e @ NsError::UpstreamUnavailable(_)) if dir.entries == 0 => return Err(e),
             Err(NsError::UpstreamUnavailable(why)) => {
                 // Cached entries keep being served while the upstream is
                 // down; ask again after a short back-off, not on every call.
