@@ -364,6 +364,28 @@ mod tests {
         assert_eq!(c.gc_grace, d.gc_grace);
         assert_eq!(c.chunk_size_bytes, d.chunk_size_bytes);
         assert_eq!(c.nfs_listen, d.nfs_listen);
+        assert_eq!((c.cache_capacity_bytes, c.cache_free_bytes_min), (d.cache_capacity_bytes, d.cache_free_bytes_min));
+        assert_eq!(c.upstream_tuning.request_timeout, d.upstream_tuning.request_timeout);
+        assert_eq!(c.upstream_tuning.retries, d.upstream_tuning.retries);
+    }
+
+    /// A regression guard for the one place secrets live in the config:
+    /// `Debug` of a loaded config (which start-up may log) never shows them.
+    #[test]
+    fn upstream_tables_validate_and_never_print_secrets() {
+        let t = "[[upstream_bucket]]\nname = \"ds\"\nendpoint = \"http://127.0.0.1:1\"\nbucket = \"b\"\n\
+                 access_key_id = \"AKIDSHOWN\"\nsecret_access_key = \"very-secret-value\"\n";
+        let c = load(t, &[]).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("very-secret-value") && !shown.contains("AKIDSHOWN"), "{shown}");
+        let msg = |t: &str| format!("{:#}", load(t, &[]).unwrap_err());
+        let half =
+            "[[upstream_bucket]]\nname = \"ds\"\nendpoint = \"http://h\"\nbucket = \"b\"\naccess_key_id = \"x\"\n";
+        assert!(msg(half).contains("both access_key_id and secret_access_key"), "{}", msg(half));
+        let scheme = "[[upstream_bucket]]\nname = \"ds\"\nendpoint = \"ftp://h\"\nbucket = \"b\"\n";
+        assert!(msg(scheme).contains("http://"), "{}", msg(scheme));
+        let prefix = "[[upstream_bucket]]\nname = \"ds\"\nendpoint = \"http://h\"\nbucket = \"b\"\nprefix = \"p\"\n";
+        assert!(msg(prefix).contains("prefix"), "{}", msg(prefix));
     }
 
     #[test]

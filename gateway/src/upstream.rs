@@ -219,7 +219,9 @@ pub fn setup(ns: &Namespace, entries: &[UpstreamBucketEntry], tuning: Tuning) ->
     for e in entries {
         let binding = e.binding()?;
         if ns.bucket(e.name.as_bytes()).is_err() {
-            crate::admin::create_bucket(ns, &e.name, e.uid, e.gid, None).map_err(|m| anyhow::anyhow!(m))?;
+            let owner = namespace::Caller { uid: e.uid, gid: e.gid, groups: Vec::new() };
+            ns.create_bucket(&owner, e.name.as_bytes())
+                .map_err(|err| anyhow::anyhow!("upstream_bucket {:?}: creating the bucket: {err}", e.name))?;
         }
         ns.bind_upstream(e.name.as_bytes(), &binding).map_err(|err| match err {
             namespace::NsError::NotEmpty => anyhow::anyhow!(

@@ -139,7 +139,7 @@ impl Nfs {
 
     fn lookup(&mut self, path: &str) -> Result<nfs_fh3, nfsstat3> {
         let mut fh = self.root.clone();
-        for comp in path.split('/') {
+        for comp in path.split('/').filter(|c| !c.is_empty()) {
             let args =
                 LOOKUP3args { what: diropargs3 { dir: fh.clone(), name: filename3::from(comp.as_bytes().to_vec()) } };
             fh = match self.rt.block_on(self.c.lookup(&args)).unwrap() {
@@ -342,6 +342,13 @@ fn upstream_bucket_end_to_end() {
     put(&c, "from-c.txt", b"written through C");
     past_revalidation();
     assert_eq!(get(&b, "from-c.txt", 17).unwrap(), b"written through C", "B reads what C wrote");
+    let mut nfs_c = Nfs::mount(gw_c.nfs);
+    nfs.write_file("", "from-b-nfs.txt", b"written over NFS on B");
+    admin(&db, &["cache", "flush", "cache"]);
+    past_revalidation();
+    assert_eq!(nfs_c.read_all("from-b-nfs.txt", 21).unwrap(), b"written over NFS on B", "C's NFS reads B's NFS write");
+    assert_eq!(nfs.read_all("from-c.txt", 17).unwrap(), b"written through C", "B's NFS reads C's S3 write");
+    drop(nfs_c);
     drop(gw_c);
     // B lists the object put back above (not read yet: uncached).
     assert_eq!(nfs.names("data"), vec!["a.bin", "cold.bin", "new.txt", "sub"]);

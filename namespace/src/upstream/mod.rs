@@ -196,6 +196,8 @@ pub(crate) struct Upstreams {
     pub(crate) fetches: Fetches,
     /// Which cached windows stay (`cache.rs`).
     pub(crate) cache: CachePolicy,
+    /// Uploads running now (`queue.rs`).
+    pub(crate) uploads: queue::InFlight,
 }
 
 impl Upstreams {

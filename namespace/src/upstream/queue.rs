@@ -14,6 +14,7 @@
 //! [`Namespace::upload_queue_status`], retried only by a flush.
 
 use std::collections::HashSet;
+use std::sync::{Condvar, Mutex};
 
 use super::{full_key, UpstreamError};
 use crate::clock::Nanos;
@@ -56,6 +57,40 @@ pub struct QueueStatus {
     pub failing: u64,
     /// Poisoned items: key and last error (at most 100 listed).
     pub poisoned: Vec<(String, String)>,
+}
+
+/// Files whose upload runs now: one upload of a file at a time (an S3
+/// write-through and the background pass would otherwise both send it).
+#[derive(Default)]
+pub(crate) struct InFlight {
+    set: Mutex<HashSet<u64>>,
+    cv: Condvar,
+}
+
+/// Holds a file's upload slot.
+struct Claim<'a>(&'a InFlight, u64);
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.0.set.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.1);
+        self.0.cv.notify_all();
+    }
+}
+
+impl InFlight {
+    /// The slot of `ino`: waits for a running upload when `wait`, else
+    /// `None` when one runs.
+    fn claim(&self, ino: u64, wait: bool) -> Option<Claim<'_>> {
+        let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        while set.contains(&ino) {
+            if !wait {
+                return None;
+            }
+            set = self.cv.wait(set).unwrap_or_else(|p| p.into_inner());
+        }
+        set.insert(ino);
+        Some(Claim(self, ino))
+    }
 }
 
 fn backoff_ns(attempts: u32) -> i64 {
@@ -130,21 +165,24 @@ impl Namespace {
 
     /// Runs the queued uploads that are due; returns what it did.
     pub fn run_uploads(&self) -> NsResult<UploadReport> {
-        self.upload_pass(|q, now| !q.poisoned && q.due <= now)
+        self.upload_pass(|q, now| !q.poisoned && q.due <= now, false)
     }
 
     /// Uploads every queued file whose key starts with `prefix` (of bucket
     /// `bucket`, or of every bound bucket), due or not, poisoned ones too:
     /// what `gateway cache flush` runs. Fails if any item still failed.
     pub fn flush_uploads(&self, bucket: Option<u64>, prefix: &[u8]) -> NsResult<UploadReport> {
-        let report = self.upload_pass(|q, _| bucket.is_none_or(|b| b == q.bucket) && q.key.starts_with(prefix))?;
+        let pick = |q: &QueuedUpload, _| bucket.is_none_or(|b| b == q.bucket) && q.key.starts_with(prefix);
+        let report = self.upload_pass(pick, true)?;
         if report.failed > 0 {
             return Err(NsError::UpstreamUnavailable(format!("{} uploads failed; see cache status", report.failed)));
         }
         Ok(report)
     }
 
-    fn upload_pass(&self, pick: impl Fn(&QueuedUpload, Nanos) -> bool) -> NsResult<UploadReport> {
+    /// One pass over the items `pick` chooses; `wait`: wait for an upload
+    /// of the same file that runs now (a flush) instead of skipping it.
+    fn upload_pass(&self, pick: impl Fn(&QueuedUpload, Nanos) -> bool, wait: bool) -> NsResult<UploadReport> {
         let mut report = UploadReport::default();
         if !self.upstream.any() {
             return Ok(report);
@@ -162,6 +200,8 @@ impl Namespace {
         let mut seen = HashSet::new();
         for ino in items {
             if seen.insert(ino) {
+                // One already running (a write-through) is not doubled.
+                let Some(_slot) = self.upstream.uploads.claim(ino, wait) else { continue };
                 self.upload_one(ino, &mut report)?;
             }
         }
@@ -173,7 +213,9 @@ impl Namespace {
     /// item and returned as `UpstreamUnavailable`.
     pub(crate) fn upload_now(&self, ino: u64) -> NsResult<()> {
         let mut report = UploadReport::default();
+        let slot = self.upstream.uploads.claim(ino, true);
         self.upload_one(ino, &mut report)?;
+        drop(slot);
         match self.meta.get(Tree::UploadQueue, &keys::id(ino))? {
             Some(v) if report.failed > 0 => {
                 let q: QueuedUpload = record::decode("upload_queue", &v)?;
