@@ -70,6 +70,7 @@ struct File {
     shutdown_deadline_secs: Option<u64>,
     chunk_size_mib: Option<usize>,
     cache_capacity_mib: Option<u64>,
+    cache_dirty_limit_mib: Option<u64>,
     upstream_request_timeout_secs: Option<u64>,
     upstream_retries: Option<usize>,
     cache_free_space_min_mib: Option<u64>,
@@ -125,6 +126,8 @@ pub struct Config {
     pub cache_capacity_bytes: u64,
     /// Free space the cache leaves on the data volume.
     pub cache_free_bytes_min: u64,
+    /// Bytes not yet upstream past which writes to bound buckets fail.
+    pub cache_dirty_bytes_max: u64,
     /// Time limits and retries of upstream clients.
     pub upstream_tuning: upstream_s3::Tuning,
     /// `text` or `json`.
@@ -281,6 +284,8 @@ impl Config {
             .unwrap_or(0)
             .checked_mul(1 << 20)
             .context("cache_free_space_min_mib: too large")?;
+        let cache_dirty_bytes_max =
+            file.cache_dirty_limit_mib.unwrap_or(0).checked_mul(1 << 20).context("cache_dirty_limit_mib: too large")?;
         let mut upstream_tuning = upstream_s3::Tuning::default();
         if let Some(t) = file.upstream_request_timeout_secs {
             if t == 0 || t > UPSTREAM_TIMEOUT_SECS_MAX {
@@ -314,6 +319,7 @@ impl Config {
             cache_capacity_bytes,
             cache_free_bytes_min,
             upstream_tuning,
+            cache_dirty_bytes_max,
             nfs_listen,
             portmap_listen,
             nfs,

@@ -200,6 +200,10 @@ pub struct UpstreamArgs {
     /// Seconds a file written over NFS stays unchanged before its upload.
     #[arg(long, default_value_t = crate::upstream::DEFAULT_UPLOAD_DELAY_SECS, requires = "upstream")]
     upload_delay_secs: u64,
+    /// Answer S3 writes once durable here, upload in the background
+    /// (default: write-through, answered after the upstream).
+    #[arg(long, requires = "upstream")]
+    upstream_write_back: bool,
 }
 
 impl UpstreamArgs {
@@ -217,6 +221,7 @@ impl UpstreamArgs {
             credentials: crate::upstream::parse_credential_source(&self.upstream_credentials)?,
             revalidate_secs: self.revalidate_secs,
             upload_delay_secs: self.upload_delay_secs,
+            write_back: self.upstream_write_back,
         };
         crate::upstream::check_binding(&b)?;
         Ok(Some(b))

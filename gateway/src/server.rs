@@ -24,6 +24,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     ns_cfg.free_bytes_reserved = cfg.free_bytes_reserved;
     ns_cfg.cache_capacity_bytes = cfg.cache_capacity_bytes;
     ns_cfg.cache_free_bytes_min = cfg.cache_free_bytes_min;
+    ns_cfg.cache_dirty_bytes_max = cfg.cache_dirty_bytes_max;
     ns_cfg.gc_grace = cfg.gc_grace;
     ns_cfg.default_file_mode = cfg.s3_file_mode;
     ns_cfg.default_dir_mode = cfg.s3_dir_mode;
@@ -67,6 +68,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         recovery_summary(&report)
     );
     let ns = Arc::new(ns);
+    ns.start_readahead(crate::upstream::READAHEAD_THREADS);
     let (upstreams, tuning) = (cfg.upstream_buckets.clone(), cfg.upstream_tuning);
     let ns2 = ns.clone();
     let bound = tokio::task::spawn_blocking(move || crate::upstream::setup(&ns2, &upstreams, tuning))

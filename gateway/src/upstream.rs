@@ -14,6 +14,8 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use upstream_s3::{Credentials, S3Upstream, Tuning};
 
+/// Threads fetching ahead of sequential readers of upstream buckets.
+pub const READAHEAD_THREADS: usize = 4;
 /// Revalidation time when none is configured: listings and ETags are
 /// trusted this long before the upstream is asked again.
 pub const DEFAULT_REVALIDATE_SECS: u64 = 30;
@@ -73,6 +75,9 @@ pub struct UpstreamBucketEntry {
     pub revalidate_secs: Option<u64>,
     /// Seconds a file written over NFS stays unchanged before its upload.
     pub upload_delay_secs: Option<u64>,
+    /// Answer S3 writes before their upload (write-back).
+    #[serde(default)]
+    pub write_back: bool,
     /// Owner of the local bucket when it is created.
     #[serde(default)]
     pub uid: u32,
@@ -109,6 +114,7 @@ impl UpstreamBucketEntry {
             credentials,
             revalidate_secs: self.revalidate_secs.unwrap_or(DEFAULT_REVALIDATE_SECS),
             upload_delay_secs: self.upload_delay_secs.unwrap_or(DEFAULT_UPLOAD_DELAY_SECS),
+            write_back: self.write_back,
         };
         check_binding(&b).with_context(|| key.clone())?;
         Ok(b)
@@ -250,8 +256,13 @@ pub fn describe(name: &str, b: &UpstreamBinding) -> String {
         CredentialSource::Config => "keys from the configuration".to_string(),
     };
     format!(
-        "bucket {name} -> s3://{}/{} at {} ({}, revalidate {}s)",
-        b.bucket, b.prefix, b.endpoint, how, b.revalidate_secs
+        "bucket {name} -> s3://{}/{} at {} ({}, revalidate {}s, {})",
+        b.bucket,
+        b.prefix,
+        b.endpoint,
+        how,
+        b.revalidate_secs,
+        if b.write_back { "write-back" } else { "write-through" }
     )
 }
 
@@ -282,6 +293,7 @@ pub async fn upload_loop(ns: Arc<Namespace>, shutdown: CancellationToken) {
                 metrics::gauge!("gateway_upstream_queue_items").set(status.items as f64);
                 metrics::gauge!("gateway_upstream_dirty_bytes").set(status.dirty_bytes as f64);
                 metrics::gauge!("gateway_upstream_poisoned_items").set(status.poisoned.len() as f64);
+                metrics::counter!("gateway_upstream_conflicts_total").absolute(status.conflicts);
                 let c = ns_stats.cache_stats();
                 metrics::gauge!("gateway_cache_used_bytes").set(c.used_bytes as f64);
                 metrics::gauge!("gateway_cache_capacity_bytes").set(c.capacity_bytes as f64);
@@ -317,11 +329,12 @@ pub fn status_lines(ns: &Namespace) -> Result<Vec<String>, String> {
     ));
     let st = ns.upload_queue_status().map_err(|e| format!("reading the upload queue: {e}"))?;
     lines.push(format!(
-        "upload queue: {} item(s), {} dirty byte(s), {} failing, {} poisoned",
+        "upload queue: {} item(s), {} dirty byte(s), {} failing, {} poisoned; {} conflict(s) kept since start",
         st.items,
         st.dirty_bytes,
         st.failing,
-        st.poisoned.len()
+        st.poisoned.len(),
+        st.conflicts
     ));
     for (key, why) in st.poisoned {
         lines.push(format!("poisoned: {key}: {why}"));

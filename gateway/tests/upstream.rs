@@ -41,6 +41,7 @@ fn client(s3: SocketAddr, bucket: &str, key: (&str, &str)) -> S3Upstream {
         credentials: CredentialSource::Config,
         revalidate_secs: 0,
         upload_delay_secs: 0,
+        write_back: false,
     };
     let creds = Credentials { access_key_id: key.0.into(), secret_access_key: key.1.into() };
     let tuning = Tuning { retries: 0, retry_window: Duration::from_secs(1), request_timeout: Duration::from_secs(60) };
@@ -62,7 +63,7 @@ impl namespace::UploadBody for Bytes<'_> {
 }
 
 fn put(c: &S3Upstream, key: &str, data: &[u8]) {
-    c.put(key, &Bytes(data)).unwrap_or_else(|e| panic!("PUT {key}: {e}"));
+    c.put(key, &Bytes(data), None).unwrap_or_else(|e| panic!("PUT {key}: {e}"));
 }
 
 fn get(c: &S3Upstream, key: &str, len: usize) -> Result<Vec<u8>, UpstreamError> {
@@ -323,6 +324,23 @@ fn upstream_bucket_end_to_end() {
     let b = client(gw_b.s3, "cache", B_KEY);
     eventually(&origin, "ckpt/step-4.pt", &step4);
     let mut nfs = Nfs::mount(gw_b.nfs);
+
+    // A local change racing an upstream change: neither is lost. B edits
+    // an upstream file over NFS; before B's upload (2 s quiet) the object
+    // changes in A; B's conditional upload fails and B keeps its version
+    // under a conflict name, uploaded there.
+    nfs.write_file("data/sub", "b.txt", b"local edit");
+    put(&origin, "data/sub/b.txt", b"upstream edit");
+    admin(&db, &["cache", "flush", "cache"]);
+    admin(&db, &["cache", "flush", "cache"]);
+    assert_eq!(get(&origin, "data/sub/b.txt", 13).unwrap(), b"upstream edit", "the upstream's version was overwritten");
+    let sub = origin.list_dir("data/sub/", 100).unwrap();
+    let kept: Vec<_> = sub.objects.iter().filter(|o| o.name.starts_with("b.txt.conflict-")).collect();
+    assert_eq!(kept.len(), 1, "{:?}", sub.objects);
+    assert_eq!(get(&origin, &format!("data/sub/{}", kept[0].name), 10).unwrap(), b"local edit");
+    assert!(admin(&db, &["cache", "status"]).contains("1 conflict(s)"));
+    past_revalidation();
+    assert_eq!(nfs.read_all("data/sub/b.txt", 13).unwrap(), b"upstream edit", "B shows the upstream's version");
 
     // Changes made directly upstream show after the revalidation time.
     put(&origin, "data/sub/b.txt", b"bee v2");
@@ -610,4 +628,22 @@ fn faults_between_cache_and_upstream() {
     }
     assert_eq!(get(&e, "f/two", two_v2.len()).unwrap(), two_v2, "the new version, whole");
     assert_eq!(nfs.read_all("f/two", two_v2.len()).unwrap(), two_v2);
+
+    // Readahead: a reader that reads window 0 then window 1 is sequential,
+    // so windows 2 and 3 are fetched in the background; with the upstream
+    // stalled afterwards they are served, window 6 (never asked) is not.
+    let seq = pattern(24, 8 * CHUNK_BYTES);
+    put(&origin, "f/seq", &seq);
+    past_revalidation();
+    let cs = CHUNK_BYTES as u64;
+    for w in 0..2u64 {
+        let r = e.get_range("f/seq", w * cs..(w + 1) * cs, "").unwrap();
+        assert_eq!(r, &seq[(w * cs) as usize..((w + 1) * cs) as usize]);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    proxy.set(Fault::Stall);
+    let ahead = e.get_range("f/seq", 2 * cs..4 * cs, "").expect("windows 2 and 3 were read ahead");
+    assert_eq!(ahead, &seq[2 * CHUNK_BYTES..4 * CHUNK_BYTES]);
+    assert!(e.get_range("f/seq", 6 * cs..7 * cs, "").is_err(), "window 6 was cached without being read");
+    proxy.set(Fault::Pass);
 }

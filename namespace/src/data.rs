@@ -86,21 +86,26 @@ impl Namespace {
             drop(lock);
         }
         let mut buf = vec![0u8; (end - offset) as usize];
-        self.fill_from_extents(ino, &extents, offset, &mut buf)?;
+        self.fill_from_extents(&n, &extents, offset, &mut buf)?;
         Ok((buf, end == n.size))
     }
 
-    /// Copies the bytes of `[offset, offset + buf.len())` of file `ino`
-    /// from `extents` (sorted, non-overlapping) into `buf`; gaps stay as
-    /// they are (zeros); remote extents are fetched from the upstream.
+    /// Copies the bytes of `[offset, offset + buf.len())` of file `at`
+    /// (the inode as the caller read it) from `extents` (sorted,
+    /// non-overlapping) into `buf`; gaps stay as they are (zeros); remote
+    /// extents are fetched from the upstream (or read from the cache when a
+    /// fetch made them local since).
     pub(crate) fn fill_from_extents(
         &self,
-        ino: u64,
+        at: &Inode,
         extents: &[(u64, Extent)],
         offset: u64,
         buf: &mut [u8],
     ) -> NsResult<()> {
         let end = offset + buf.len() as u64;
+        if self.upstream.any() {
+            self.note_read(at, offset, end, extents.iter().any(|(_, e)| e.is_remote()));
+        }
         for (off, e) in extents {
             let (e_start, e_end) = (*off, off + e.len as u64);
             let (s, t) = (e_start.max(offset), e_end.min(end));
@@ -108,13 +113,13 @@ impl Namespace {
                 continue;
             }
             if e.is_remote() {
-                self.fill_remote(ino, *off, e, offset, buf)?;
+                self.fill_remote(at, *off, e, offset, buf)?;
                 continue;
             }
             let dst = &mut buf[(s - offset) as usize..(t - offset) as usize];
             self.chunks.read(e.chunk, e.chunk_off as u64 + (s - e_start), dst)?;
             if self.upstream.any() {
-                self.note_hits(ino, s, t);
+                self.note_hits(at.ino, s, t);
             }
         }
         Ok(())
@@ -140,6 +145,7 @@ impl Namespace {
         let n = self.getattr(ino)?;
         require_file(&n)?;
         access::check_data(caller, &n, W)?;
+        self.make_local(ino)?;
         let durable = how == Stability::Durable;
         let staged = self.stage_chunks_with(data, durable)?;
         let result = self.commit_write(caller, ino, offset, end, &staged, durable);
@@ -175,7 +181,7 @@ impl Namespace {
             n.mtime = now;
             n.ctime = now;
             n.content_gen += 1;
-            self.queue_dirty(tx, ino, now)?;
+            self.queue_dirty(tx, ino, now, end - offset)?;
             if !caller.is_root() {
                 n.mode &= !0o6000; // as Linux: writing clears setuid/setgid
             }

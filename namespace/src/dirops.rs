@@ -464,6 +464,9 @@ impl Namespace {
                 return Err(NsError::TooLarge(format!("size {size} over the file size limit")));
             }
         }
+        if set.size.is_some() {
+            self.make_local(ino)?; // a changed upstream file is whole here first
+        }
         // Truncation rewrites extents, so it runs under the extent lock.
         let _lock = set.size.map(|_| self.extent_locks.get(ino).write().unwrap_or_else(|p| p.into_inner()));
         let plan = match set.size {
@@ -515,7 +518,7 @@ impl Namespace {
                 if size != n.size {
                     apply_truncate(tx, ino, size, &plan, gc_at)?;
                     n.content_gen += 1;
-                    self.queue_dirty(tx, ino, now)?;
+                    self.queue_dirty(tx, ino, now, size.saturating_sub(n.size))?;
                 }
                 n.size = size;
                 n.mtime = now;

@@ -66,6 +66,9 @@ pub struct NamespaceConfig {
     /// Free space the cache leaves on the data volume: below it, clean
     /// windows are evicted (0: off).
     pub cache_free_bytes_min: u64,
+    /// Bytes of bound buckets' files not yet upstream past which writes to
+    /// them fail with `NoSpace` until uploads drain (0: no limit).
+    pub cache_dirty_bytes_max: u64,
     /// The I/O layer of the chunk store (tests inject faults here).
     pub chunk_io: Arc<dyn ChunkIo>,
     /// The clock (tests use a manual one).
@@ -88,6 +91,7 @@ impl NamespaceConfig {
             defer_startup_orphan_scan: false,
             cache_capacity_bytes: 0,
             cache_free_bytes_min: 0,
+            cache_dirty_bytes_max: 0,
             chunk_io: Arc::new(RealIo),
             clock: Arc::new(SystemClock),
         }

@@ -158,6 +158,22 @@ class Suite:
         self.data["imagenet/000.jpg"] = new
         del self.data["imagenet/011.jpg"]
 
+    def conflict_keeps_both(self):
+        key = "imagenet/001.jpg"
+        self.guest.sh(f"printf 'local edit' | dd of={BUCKET}/{key} conv=notrunc status=none && sync")
+        self.rgw.put_object(Bucket=UP_BUCKET, Key=PREFIX + key, Body=b"upstream edit")
+        self.admin("g1", "cache", "flush", BUCKET)
+        self.admin("g1", "cache", "flush", BUCKET)
+        assert self.up_get(key) == b"upstream edit", "the local change overwrote a newer upstream version"
+        listed = self.rgw.list_objects_v2(Bucket=UP_BUCKET, Prefix=PREFIX + key + ".conflict-").get("Contents", [])
+        assert len(listed) == 1, listed
+        kept = self.rgw.get_object(Bucket=UP_BUCKET, Key=listed[0]["Key"])["Body"].read()
+        want = b"local edit" + self.data[key][10:]
+        assert kept == want, "the conflict copy holds other bytes than the local change"
+        self.data[key] = b"upstream edit"
+        self.data[listed[0]["Key"][len(PREFIX):]] = want
+        return f"kept as {listed[0]['Key']}"
+
     def two_gateways_one_bucket(self):
         assert sha(self.get(self.g2, "ckpt/model.pt")) == sha(self.data["ckpt/model.pt"]), "g2 reads g1's checkpoint"
         self.g2.put_object(Bucket=BUCKET, Key="from-g2.txt", Body=b"written through gateway 2")
@@ -190,8 +206,8 @@ class Suite:
             time.sleep(REVALIDATE_S)
             # Cached data: both doors.
             assert sha(self.get(self.g1, "shards/shard-000.tar")) == sha(self.data["shards/shard-000.tar"])
-            cached = self.guest.sh(f"sha256sum {BUCKET}/imagenet/001.jpg").split()[0]
-            assert cached == sha(self.data["imagenet/001.jpg"])
+            cached = self.guest.sh(f"sha256sum {BUCKET}/imagenet/002.jpg").split()[0]
+            assert cached == sha(self.data["imagenet/002.jpg"])
             # Uncached: a clear, retryable 503, fast.
             t = time.monotonic()
             status, code = error_code(self.g1.get_object, Bucket=BUCKET, Key="imagenet/cold.jpg")
@@ -250,6 +266,7 @@ def main() -> int:
         "checkpoint_over_nfs_lands_upstream",
         "s3_write_through_and_deletes",
         "upstream_change_revalidates",
+        "conflict_keeps_both",
         "two_gateways_one_bucket",
         "kill9_with_dirty_queue",
         "upstream_outage",

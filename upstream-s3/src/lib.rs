@@ -17,7 +17,11 @@ use bytes::Bytes;
 use namespace::{RemoteObject, UploadBody, Upstream, UpstreamBinding, UpstreamError, UpstreamListing};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
-use object_store::{BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, PutPayload, RetryConfig};
+use object_store::aws::S3ConditionalPut;
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig,
+    UpdateVersion,
+};
 
 /// Objects up to this size are uploaded with one PUT; larger ones in parts.
 pub const SINGLE_PUT_BYTES_MAX: u64 = 64 << 20;
@@ -121,7 +125,9 @@ impl S3Upstream {
             .with_virtual_hosted_style_request(binding.virtual_host)
             .with_allow_http(binding.endpoint.starts_with("http://"))
             .with_client_options(opts)
-            .with_retry(retry);
+            .with_retry(retry)
+            // If-Match on PUT: local changes never overwrite a newer version.
+            .with_conditional_put(S3ConditionalPut::ETagMatch);
         b = match creds {
             Some(c) => b.with_access_key_id(c.access_key_id).with_secret_access_key(c.secret_access_key),
             None => b.with_skip_signature(true),
@@ -159,6 +165,26 @@ fn path(key: &str) -> Result<Path, UpstreamError> {
     Path::parse(key).map_err(|e| UpstreamError::Refused(format!("key {key:?}: {e}")))
 }
 
+/// Runs one upstream operation and records its latency and errors
+/// (`gateway_upstream_request_duration_seconds{op}`,
+/// `gateway_upstream_request_errors_total{op,kind}`): retries included,
+/// as the namespace waited for them.
+fn timed<T>(op: &'static str, f: impl FnOnce() -> Result<T, UpstreamError>) -> Result<T, UpstreamError> {
+    let started = std::time::Instant::now();
+    let r = f();
+    metrics::histogram!("gateway_upstream_request_duration_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+    if let Err(e) = &r {
+        let kind = match e {
+            UpstreamError::NotFound => "not_found",
+            UpstreamError::Changed => "changed",
+            UpstreamError::Unavailable(_) => "unavailable",
+            UpstreamError::Refused(_) => "refused",
+        };
+        metrics::counter!("gateway_upstream_request_errors_total", "op" => op, "kind" => kind).increment(1);
+    }
+    r
+}
+
 fn body_bytes(body: &dyn UploadBody, offset: u64, len: usize) -> Result<Bytes, UpstreamError> {
     let mut buf = vec![0u8; len];
     let mut got = 0;
@@ -182,6 +208,28 @@ impl S3Upstream {
 
 impl Upstream for S3Upstream {
     fn list_dir(&self, prefix: &str, max_entries: usize) -> Result<UpstreamListing, UpstreamError> {
+        timed("list", || self.list_dir_inner(prefix, max_entries))
+    }
+
+    fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> Result<Vec<u8>, UpstreamError> {
+        timed("get", || self.get_range_inner(key, range, etag))
+    }
+
+    fn put(&self, key: &str, body: &dyn UploadBody, if_match: Option<&str>) -> Result<String, UpstreamError> {
+        timed("put", || self.put_inner(key, body, if_match))
+    }
+
+    fn copy(&self, from: &str, to: &str) -> Result<String, UpstreamError> {
+        timed("copy", || self.copy_inner(from, to))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), UpstreamError> {
+        timed("delete", || self.delete_inner(key))
+    }
+}
+
+impl S3Upstream {
+    fn list_dir_inner(&self, prefix: &str, max_entries: usize) -> Result<UpstreamListing, UpstreamError> {
         let dir = prefix.trim_end_matches('/');
         let at = if dir.is_empty() { None } else { Some(path(dir)?) };
         let res = self.block_on(self.store.list_with_delimiter(at.as_ref())).map_err(classify)?;
@@ -202,7 +250,7 @@ impl Upstream for S3Upstream {
         Ok(out)
     }
 
-    fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> Result<Vec<u8>, UpstreamError> {
+    fn get_range_inner(&self, key: &str, range: Range<u64>, etag: &str) -> Result<Vec<u8>, UpstreamError> {
         let p = path(key)?;
         let opts = GetOptions {
             if_match: (!etag.is_empty()).then(|| etag.to_string()),
@@ -217,13 +265,26 @@ impl Upstream for S3Upstream {
         .map_err(classify)
     }
 
-    fn put(&self, key: &str, body: &dyn UploadBody) -> Result<String, UpstreamError> {
+    fn put_inner(&self, key: &str, body: &dyn UploadBody, if_match: Option<&str>) -> Result<String, UpstreamError> {
         let p = path(key)?;
         let size = body.size();
         if size <= SINGLE_PUT_BYTES_MAX {
             let data = body_bytes(body, 0, size as usize)?;
-            let r = self.block_on(self.store.put(&p, PutPayload::from(data))).map_err(classify)?;
+            let mode = match if_match {
+                Some(e) => PutMode::Update(UpdateVersion { e_tag: Some(e.to_string()), version: None }),
+                None => PutMode::Overwrite,
+            };
+            let opts = PutOptions { mode, ..PutOptions::default() };
+            let r = self.block_on(self.store.put_opts(&p, PutPayload::from(data), opts)).map_err(classify)?;
             return Ok(r.e_tag.unwrap_or_default());
+        }
+        if let Some(want) = if_match {
+            // A multipart completion carries no condition here: check the
+            // version first (a race in between goes undetected).
+            let now = self.block_on(self.store.head(&p)).map_err(classify)?;
+            if now.e_tag.as_deref() != Some(want) {
+                return Err(UpstreamError::Changed);
+            }
         }
         self.block_on(async {
             let mut up = self.store.put_multipart(&p).await.map_err(classify)?;
@@ -263,7 +324,7 @@ impl Upstream for S3Upstream {
         })
     }
 
-    fn copy(&self, from: &str, to: &str) -> Result<String, UpstreamError> {
+    fn copy_inner(&self, from: &str, to: &str) -> Result<String, UpstreamError> {
         let (f, t) = (path(from)?, path(to)?);
         self.block_on(async {
             self.store.copy(&f, &t).await?;
@@ -274,7 +335,7 @@ impl Upstream for S3Upstream {
         .map_err(classify)
     }
 
-    fn delete(&self, key: &str) -> Result<(), UpstreamError> {
+    fn delete_inner(&self, key: &str) -> Result<(), UpstreamError> {
         let p = path(key)?;
         match self.block_on(self.store.delete(&p)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),

@@ -260,6 +260,7 @@ impl Namespace {
             tx.put_inode(&f)?;
             write_back(tx, &chain)?;
             if let Some(key) = &upstream_key {
+                self.charge_dirty(p.size)?;
                 self.queue_put(tx, ino, target.bucket_ino, key.clone(), now, None)?;
             }
             extra(tx, ino)?;

@@ -196,7 +196,7 @@ impl ObjectReader {
                         self.ns.chunks.prefetch(next.chunk);
                     }
                 }
-                self.ns.fill_from_extents(self.inode.ino, &ext[first..last], offset, buf)?;
+                self.ns.fill_from_extents(&self.inode, &ext[first..last], offset, buf)?;
             }
             None => {
                 let lock = self.ns.extent_locks.get(self.inode.ino).read().unwrap_or_else(|p| p.into_inner());
@@ -208,7 +208,7 @@ impl ObjectReader {
                 if ext.iter().any(|(_, e)| e.is_remote()) {
                     drop(lock); // fetching caches under the write lock
                 }
-                self.ns.fill_from_extents(self.inode.ino, &ext, offset, buf)?;
+                self.ns.fill_from_extents(&self.inode, &ext, offset, buf)?;
             }
         }
         Ok(n)

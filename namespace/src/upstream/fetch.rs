@@ -12,9 +12,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 
+
 use super::{full_key, ns_error};
 use crate::data::punch;
-use crate::record::{Extent, Remote};
+use crate::record::{Extent, Inode, Remote};
 use crate::tree::Tree;
 use crate::{keys, Namespace, NsError, NsResult, ObjectReader};
 
@@ -28,6 +29,14 @@ struct Slot {
     done: Mutex<Option<Shared>>,
     cv: Condvar,
 }
+
+/// Most windows fetched ahead of a sequential reader (32 MiB with 4 MiB
+/// chunks).
+pub const READAHEAD_WINDOWS_MAX: usize = 8;
+/// Readahead requests waiting for a thread; more are dropped.
+const READAHEAD_QUEUE_MAX: usize = 256;
+/// Files whose read position is tracked for sequential detection.
+const READAHEAD_TRACKED_FILES_MAX: usize = 65_536;
 
 /// Fetches in flight by (inode, window start).
 #[derive(Default)]
@@ -158,14 +167,22 @@ impl Namespace {
     }
 
     /// Copies `[offset, offset + buf.len())` of remote extent `(off, e)` of
-    /// file `ino` into `buf` (which starts at `offset`), fetching windows.
-    pub(crate) fn fill_remote(&self, ino: u64, off: u64, e: &Extent, offset: u64, buf: &mut [u8]) -> NsResult<()> {
+    /// file `file` into `buf` (which starts at `offset`): from the cache
+    /// when a fetch made the window local since the caller read its
+    /// extents, else fetched (with readahead for sequential readers).
+    pub(crate) fn fill_remote(&self, file: &Inode, off: u64, e: &Extent, offset: u64, buf: &mut [u8]) -> NsResult<()> {
+        let ino = file.ino;
         let cs = self.chunk_size_bytes() as u64;
         let end = offset + buf.len() as u64;
         let (s, t) = (off.max(offset), (off + e.len as u64).min(end));
         let mut at = s;
         while at < t {
             let w = at / cs * cs;
+            let stop = t.min(w + cs);
+            if self.fill_if_local(file, at, stop, &mut buf[(at - offset) as usize..(stop - offset) as usize])? {
+                at = stop;
+                continue;
+            }
             let data = self.fetch_window(ino, w)?;
             let stop = t.min(w + data.len() as u64);
             if stop <= at {
@@ -176,6 +193,111 @@ impl Namespace {
             at = stop;
         }
         Ok(())
+    }
+}
+
+impl Namespace {
+    /// Reads `[s, t)` of `file` from local chunks if they hold all of it now
+    /// and the file's content is still the caller's; `false` otherwise.
+    fn fill_if_local(&self, file: &Inode, s: u64, t: u64, dst: &mut [u8]) -> NsResult<bool> {
+        let _lock = self.extent_locks.get(file.ino).read().unwrap_or_else(|p| p.into_inner());
+        match self.getattr(file.ino) {
+            Ok(n) if n.content_gen == file.content_gen => {}
+            _ => return Ok(false),
+        }
+        let ext = self.extents_overlapping(file.ino, s, t)?;
+        if ext.iter().any(|(_, e)| e.is_remote()) {
+            return Ok(false);
+        }
+        dst.fill(0);
+        for (off, e) in &ext {
+            let (a, b) = ((*off).max(s), (off + e.len as u64).min(t));
+            if a < b {
+                let d = &mut dst[(a - s) as usize..(b - s) as usize];
+                self.chunks.read(e.chunk, e.chunk_off as u64 + (a - off), d)?;
+            }
+        }
+        self.note_hits(file.ino, s, t);
+        Ok(true)
+    }
+
+    /// A read of `[s, t)` of `file` (which met a remote extent when
+    /// `remote`): tracks each window it starts, for readahead. Files never
+    /// read remotely are not tracked.
+    pub(crate) fn note_read(&self, file: &Inode, s: u64, t: u64, remote: bool) {
+        let cs = self.chunk_size_bytes() as u64;
+        if !remote && !self.upstream.sequential.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&file.ino) {
+            return;
+        }
+        let mut w = s.div_ceil(cs) * cs;
+        while w < t {
+            self.note_sequential(file, w);
+            w += cs;
+        }
+    }
+
+    /// A reader met window `w` of `file`: when it is the one after the last
+    /// window read, the reader is sequential and the next windows are
+    /// fetched in the background, twice as many with each step (up to
+    /// [`READAHEAD_WINDOWS_MAX`]).
+    fn note_sequential(&self, file: &Inode, w: u64) {
+        let cs = self.chunk_size_bytes() as u64;
+        let depth = {
+            let mut seq = self.upstream.sequential.lock().unwrap_or_else(|p| p.into_inner());
+            if seq.len() >= READAHEAD_TRACKED_FILES_MAX {
+                seq.clear();
+            }
+            let (next, streak) = seq.get(&file.ino).copied().unwrap_or((u64::MAX, 0));
+            let streak = if w == next { streak + 1 } else { 0 };
+            seq.insert(file.ino, (w + cs, streak));
+            if streak == 0 {
+                return;
+            }
+            (1usize << streak.min(8)).min(READAHEAD_WINDOWS_MAX)
+        };
+        for i in 1..=depth as u64 {
+            let ahead = w + i * cs;
+            if ahead >= file.size {
+                break;
+            }
+            self.upstream.prefetch(file.ino, ahead);
+        }
+    }
+
+    /// Fetches window `w` of `ino` unless it is local already (the
+    /// prefetch threads' work).
+    pub(crate) fn prefetch_window(&self, ino: u64, w: u64) {
+        let cs = self.chunk_size_bytes() as u64;
+        let remote = {
+            let _lock = self.extent_locks.get(ino).read().unwrap_or_else(|p| p.into_inner());
+            self.extents_overlapping(ino, w, w + cs).map(|e| e.iter().any(|(_, e)| e.is_remote()))
+        };
+        if let Ok(true) = remote {
+            if let Err(e) = self.fetch_window(ino, w) {
+                tracing::debug!(ino, w, error = %e, "readahead fetch failed");
+            }
+        }
+    }
+
+    /// Starts the readahead threads (a running gateway does; without them
+    /// reads fetch only what they read).
+    pub fn start_readahead(self: &Arc<Self>, threads: usize) {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, u64)>(READAHEAD_QUEUE_MAX);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let weak = Arc::downgrade(self);
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new().name(format!("readahead-{i}")).spawn(move || loop {
+                let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok((ino, w)) = job else { return };
+                let Some(ns) = weak.upgrade() else { return };
+                ns.prefetch_window(ino, w);
+            });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not start a readahead thread");
+            }
+        }
+        *self.upstream.readahead.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
     }
 }
 

@@ -105,7 +105,10 @@ pub trait Upstream: Send + Sync {
     /// Bytes `range` of `key`, only if its ETag is still `etag`.
     fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> Result<Vec<u8>, UpstreamError>;
     /// Stores `body` at `key` (multipart when large); returns the new ETag.
-    fn put(&self, key: &str, body: &dyn UploadBody) -> Result<String, UpstreamError>;
+    /// With `if_match`, only while the object there still has that ETag
+    /// (else [`UpstreamError::Changed`]): how a local change based on that
+    /// version is kept from overwriting a newer one.
+    fn put(&self, key: &str, body: &dyn UploadBody, if_match: Option<&str>) -> Result<String, UpstreamError>;
     /// Deletes `key` (deleting a missing key succeeds).
     fn delete(&self, key: &str) -> Result<(), UpstreamError>;
     /// Server-side copy of `from` to `to`; returns the copy's ETag.
@@ -149,6 +152,9 @@ pub struct UpstreamBinding {
     /// Seconds a file written over NFS must stay unchanged before it is
     /// uploaded (NFS has no close: quiet time stands for it).
     pub upload_delay_secs: u64,
+    /// Write-back: S3 writes are answered once durable here and uploaded
+    /// in the background (else write-through: after the upstream's answer).
+    pub write_back: bool,
 }
 
 impl UpstreamBinding {
@@ -198,6 +204,15 @@ pub(crate) struct Upstreams {
     pub(crate) cache: CachePolicy,
     /// Uploads running now (`queue.rs`).
     pub(crate) uploads: queue::InFlight,
+    /// Local changes kept under a conflict name since start.
+    pub(crate) conflicts: std::sync::atomic::AtomicU64,
+    /// Per file: the window a sequential reader reads next, and its streak.
+    pub(crate) sequential: Mutex<HashMap<u64, (u64, u32)>>,
+    /// Hands readahead fetches to the readahead threads (when started).
+    pub(crate) readahead: Mutex<Option<std::sync::mpsc::SyncSender<(u64, u64)>>>,
+    /// Estimate of the queued files' bytes: recounted by every queue
+    /// status, raised by every write that dirties a file in between.
+    pub(crate) dirty_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Upstreams {
@@ -223,6 +238,14 @@ impl Upstreams {
 
     fn set(&self, bucket: u64, att: Attached) {
         self.attached.write().unwrap_or_else(|p| p.into_inner()).insert(bucket, Arc::new(att));
+    }
+
+    /// Asks the readahead threads for window `w` of `ino` (dropped when
+    /// none run or they are busy).
+    pub(crate) fn prefetch(&self, ino: u64, w: u64) {
+        if let Some(tx) = self.readahead.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.try_send((ino, w));
+        }
     }
 
     /// Forgets every listing time: the next use of each directory lists it.

@@ -19,6 +19,7 @@ use std::sync::{Condvar, Mutex};
 use super::{full_key, UpstreamError};
 use crate::clock::Nanos;
 use crate::full_scan::scan_all;
+use crate::access::Caller;
 use crate::record::{self, Inode, Kind, QueuedUpload, Remote, RemoteFile};
 use crate::tree::Tree;
 use crate::tx::Tx;
@@ -57,6 +58,8 @@ pub struct QueueStatus {
     pub failing: u64,
     /// Poisoned items: key and last error (at most 100 listed).
     pub poisoned: Vec<(String, String)>,
+    /// Local changes kept under a conflict name since start.
+    pub conflicts: u64,
 }
 
 /// Files whose upload runs now: one upload of a file at a time (an S3
@@ -101,18 +104,36 @@ impl Namespace {
     /// Inside a transaction that made file `ino` dirty: queue it (or push
     /// its queued upload back by the quiet delay). Files outside bound
     /// buckets have no record and are left alone.
-    pub(crate) fn queue_dirty(&self, tx: &mut Tx<'_>, ino: u64, now: Nanos) -> NsResult<()> {
+    pub(crate) fn queue_dirty(&self, tx: &mut Tx<'_>, ino: u64, now: Nanos, bytes: u64) -> NsResult<()> {
         if !self.upstream.any() {
             return Ok(());
         }
-        if let Some(mut q) = tx.get::<QueuedUpload>(Tree::UploadQueue, &keys::id(ino))? {
+        let queued = tx.get::<QueuedUpload>(Tree::UploadQueue, &keys::id(ino))?;
+        let remote = if queued.is_none() { tx.get::<Remote>(Tree::Remote, &keys::id(ino))? } else { None };
+        if queued.is_some() || matches!(remote, Some(Remote::File(_))) {
+            self.charge_dirty(bytes)?;
+        }
+        if let Some(mut q) = queued {
             q.due = now.saturating_add(self.quiet_ns(q.bucket));
             return tx.put(Tree::UploadQueue, &keys::id(ino), &q);
         }
-        if let Some(Remote::File(f)) = tx.get::<Remote>(Tree::Remote, &keys::id(ino))? {
+        if let Some(Remote::File(f)) = remote {
             let due = now.saturating_add(self.quiet_ns(f.bucket));
             return self.queue_put(tx, ino, f.bucket, f.key, due, None);
         }
+        Ok(())
+    }
+
+    /// Counts `bytes` more not yet upstream; `NoSpace` past the dirty
+    /// limit (the write that would pass it fails; uploads drain it).
+    pub(crate) fn charge_dirty(&self, bytes: u64) -> NsResult<()> {
+        use std::sync::atomic::Ordering;
+        let max = self.cfg.cache_dirty_bytes_max;
+        let now = self.upstream.dirty_bytes.load(Ordering::Relaxed);
+        if max > 0 && now.saturating_add(bytes) > max {
+            return Err(NsError::NoSpace);
+        }
+        self.upstream.dirty_bytes.fetch_add(bytes, Ordering::Relaxed);
         Ok(())
     }
 
@@ -261,12 +282,16 @@ impl Namespace {
             // Renamed and unchanged: copy upstream instead of uploading.
             Some(f) => client.copy(&full_key(&att.binding, &f.key)?, &full),
             None => {
+                // A change to a version that came from the upstream goes
+                // up only if that version is still there.
+                let base = remote.as_ref().filter(|f| f.key == q.key).map(|f| f.etag.as_str());
                 let body = super::sync::FileBody { ns: self, ino, size: inode.size };
-                client.put(&full, &body).inspect(|_| report.bytes += inode.size)
+                client.put(&full, &body, base).inspect(|_| report.bytes += inode.size)
             }
         };
         let etag = match sent {
             Ok(e) => e,
+            Err(UpstreamError::Changed) if clean.is_none() => return self.keep_conflict(ino, &q),
             Err(e) => return self.upload_failed(ino, &q, e, report),
         };
         if let Some(old) = q.replaces.as_ref().filter(|o| **o != q.key) {
@@ -319,6 +344,60 @@ impl Namespace {
         self.commit_barrier()
     }
 
+    /// A local change whose upstream version changed meanwhile: neither is
+    /// lost. The local file moves to `KEY.conflict-<unix seconds>-<gateway
+    /// id>` (uploaded under that name by the next pass); the upstream's
+    /// version comes back at `KEY` with the next listing.
+    fn keep_conflict(&self, ino: u64, q: &QueuedUpload) -> NsResult<()> {
+        let (dir, leaf) = self.dir_of_key(q.bucket, &q.key)?;
+        let mut name = leaf.clone();
+        let secs = self.cfg.clock.now_ns() / 1_000_000_000;
+        name.extend_from_slice(format!(".conflict-{secs}-{:08x}", self.fsid as u32).as_bytes());
+        match self.dentry(dir, &leaf)? {
+            Some(d) if d.ino == ino => {}
+            _ => return Ok(()), // renamed or replaced meanwhile: its own item decides
+        }
+        self.rename(&Caller::root(), dir, &leaf, dir, &name)?;
+        let mut key = q.key[..q.key.len() - leaf.len()].to_vec();
+        key.extend_from_slice(&name);
+        self.txn(|tx| {
+            // Not based on any upstream version any more, and the key it
+            // came from is the other writer's now: nothing to delete.
+            tx.del(Tree::Remote, &keys::id(ino))?;
+            if let Some(mut cur) = tx.get::<QueuedUpload>(Tree::UploadQueue, &keys::id(ino))? {
+                cur.key = key.clone();
+                cur.replaces = None;
+                cur.error = Some(format!("conflict: the upstream changed; kept as {}", String::from_utf8_lossy(&key)));
+                tx.put(Tree::UploadQueue, &keys::id(ino), &cur)?;
+            }
+            Ok(())
+        })?;
+        self.commit_barrier()?;
+        self.upstream.forget_listings();
+        self.upstream.conflicts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            key = %String::from_utf8_lossy(&q.key),
+            kept_as = %String::from_utf8_lossy(&key),
+            "a local change raced an upstream change: both kept"
+        );
+        Ok(())
+    }
+
+    /// The directory and leaf name of `key` in bucket `bucket`.
+    fn dir_of_key(&self, bucket: u64, key: &[u8]) -> NsResult<(u64, Vec<u8>)> {
+        let mut parts: Vec<&[u8]> = key.split(|&c| c == b'/').collect();
+        let leaf = parts.pop().unwrap_or_default().to_vec();
+        let mut dir = bucket;
+        for p in parts {
+            let d = self.dentry(dir, p)?.ok_or(NsError::NotFound)?;
+            if d.kind != Kind::Dir {
+                return Err(NsError::NotFound);
+            }
+            dir = d.ino;
+        }
+        Ok((dir, leaf))
+    }
+
     fn upload_failed(&self, ino: u64, q: &QueuedUpload, e: UpstreamError, report: &mut UploadReport) -> NsResult<()> {
         report.failed += 1;
         let refused = matches!(e, UpstreamError::Refused(_));
@@ -339,7 +418,10 @@ impl Namespace {
 
     /// Counts the queue: items, dirty bytes, failing and poisoned items.
     pub fn upload_queue_status(&self) -> NsResult<QueueStatus> {
-        let mut st = QueueStatus::default();
+        let mut st = QueueStatus {
+            conflicts: self.upstream.conflicts.load(std::sync::atomic::Ordering::Relaxed),
+            ..QueueStatus::default()
+        };
         scan_all(self, Tree::UploadQueue, |k, v| {
             let ino = u64::from_be_bytes(k.try_into().map_err(|_| NsError::Corrupt("upload_queue key".into()))?);
             let q: QueuedUpload = record::decode("upload_queue", v)?;
@@ -357,6 +439,7 @@ impl Namespace {
             }
             Ok(())
         })?;
+        self.upstream.dirty_bytes.store(st.dirty_bytes, std::sync::atomic::Ordering::Relaxed);
         Ok(st)
     }
 }

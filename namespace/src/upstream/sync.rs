@@ -34,12 +34,15 @@ impl UploadBody for FileBody<'_> {
 impl Namespace {
     /// Write-through of an S3 write that published `ino` in bucket
     /// `bucket` (the publish queued it): uploads it now and answers after
-    /// the upstream did. A no-op outside bound buckets.
+    /// the upstream did. A no-op outside bound buckets and for write-back
+    /// bindings.
     pub(crate) fn write_through(&self, bucket: u64, ino: u64) -> NsResult<()> {
-        if self.bound(bucket).is_none() {
-            return Ok(());
+        match self.bound(bucket) {
+            // Write-back: the queued item (due now) goes in the background.
+            None => Ok(()),
+            Some(att) if att.binding.write_back => Ok(()),
+            Some(_) => self.upload_now(ino),
         }
-        self.upload_now(ino)
     }
 
     /// After a local delete of `key` in bucket `bucket`: deletes it

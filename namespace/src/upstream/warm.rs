@@ -138,6 +138,39 @@ impl Namespace {
         Ok(report)
     }
 
+    /// Before the first local change of a file that is an upstream object:
+    /// fetches whatever of it is not local, so that a change is never based
+    /// on bytes the upstream could replace. Fails (retryably) when the
+    /// upstream cannot answer; a no-op for files already whole here.
+    pub(crate) fn make_local(&self, ino: u64) -> NsResult<()> {
+        if !self.upstream.any() {
+            return Ok(());
+        }
+        let cs = self.chunk_size_bytes() as u64;
+        let n = self.getattr(ino)?;
+        // Only a clean upstream file can hold remote extents (a dirty one
+        // was made whole at its first change; eviction takes clean ones).
+        match self.remote(ino)? {
+            Some(crate::record::Remote::File(f)) if f.synced_gen == n.content_gen => {}
+            _ => return Ok(()),
+        }
+        let mut last = None;
+        for (off, e) in self.extents_overlapping(ino, 0, n.size)? {
+            if !e.is_remote() {
+                continue;
+            }
+            let mut w = off / cs * cs;
+            while w < off + e.len as u64 {
+                if last != Some(w) {
+                    self.fetch_window(ino, w)?;
+                    last = Some(w);
+                }
+                w += cs;
+            }
+        }
+        Ok(())
+    }
+
     /// Evicts the cached data of every clean file under `prefix` of bound
     /// bucket `bucket` (dirty files and pinned chunks stay). Returns the
     /// files walked and the windows evicted.
