@@ -160,10 +160,16 @@ pub fn cache(cmd: CacheCmd) -> anyhow::Result<()> {
         bar.set_position(p.done_bytes);
     })?;
     bar.finish_and_clear();
+    print_answer(answer, &dir.data_dir, req)
+}
+
+/// Prints a running gateway's answer, or runs `req` offline when none
+/// answered.
+fn print_answer(answer: Option<admin::Response>, data_dir: &Path, req: Request) -> anyhow::Result<()> {
     let lines = match answer {
         Some(r) if r.ok => r.lines,
         Some(r) => bail!("{}", r.error),
-        None => offline(&dir.data_dir, req)?,
+        None => offline(data_dir, req)?,
     };
     for l in lines {
         println!("{l}");
@@ -346,15 +352,7 @@ pub fn bucket(cmd: BucketCmd) -> anyhow::Result<()> {
         BucketCmd::List { dir } => (Request::BucketList, dir),
         BucketCmd::Remove { name, dir } => (Request::BucketRemove { name }, dir),
     };
-    let lines = match admin::call(&dir.data_dir, &req)? {
-        Some(r) if r.ok => r.lines,
-        Some(r) => bail!("{}", r.error),
-        None => offline(&dir.data_dir, req)?,
-    };
-    for l in lines {
-        println!("{l}");
-    }
-    Ok(())
+    print_answer(admin::call(&dir.data_dir, &req)?, &dir.data_dir, req)
 }
 
 fn offline(data_dir: &Path, req: Request) -> anyhow::Result<Vec<String>> {

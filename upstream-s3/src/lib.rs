@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use namespace::{RemoteObject, UploadBody, Upstream, UpstreamBinding, UpstreamError, UpstreamListing};
+use object_store::aws::S3ConditionalPut;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
-use object_store::aws::S3ConditionalPut;
 use object_store::{
     BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig,
     UpdateVersion,
@@ -172,7 +172,8 @@ fn path(key: &str) -> Result<Path, UpstreamError> {
 fn timed<T>(op: &'static str, f: impl FnOnce() -> Result<T, UpstreamError>) -> Result<T, UpstreamError> {
     let started = std::time::Instant::now();
     let r = f();
-    metrics::histogram!("gateway_upstream_request_duration_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("gateway_upstream_request_duration_seconds", "op" => op)
+        .record(started.elapsed().as_secs_f64());
     if let Err(e) = &r {
         let kind = match e {
             UpstreamError::NotFound => "not_found",

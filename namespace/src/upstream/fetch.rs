@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 
-
 use super::{full_key, ns_error};
 use crate::data::punch;
 use crate::record::{Extent, Inode, Remote};

@@ -17,9 +17,9 @@ use std::collections::HashSet;
 use std::sync::{Condvar, Mutex};
 
 use super::{full_key, UpstreamError};
+use crate::access::Caller;
 use crate::clock::Nanos;
 use crate::full_scan::scan_all;
-use crate::access::Caller;
 use crate::record::{self, Inode, Kind, QueuedUpload, Remote, RemoteFile};
 use crate::tree::Tree;
 use crate::tx::Tx;
