@@ -34,7 +34,7 @@ const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const ADMIN_CONNECTIONS_MAX: usize = 8;
 
 /// What a command asks of the running gateway.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Request {
     /// Re-read `<data>/users.toml` and replace the S3 keys.

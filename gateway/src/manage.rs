@@ -165,17 +165,37 @@ pub fn cache(cmd: CacheCmd) -> anyhow::Result<()> {
 
 /// Prints a running gateway's answer, or runs `req` offline when none
 /// answered.
+///
+/// A gateway that is starting holds the data directory before its admin
+/// socket listens: when the offline open finds the directory locked, the
+/// socket is asked again for up to [`ADMIN_SOCKET_WAIT`] (a command run
+/// right after `gateway serve` starts works; regression: the end-to-end
+/// tests' `bucket create` raced the socket).
 fn print_answer(answer: Option<admin::Response>, data_dir: &Path, req: Request) -> anyhow::Result<()> {
-    let lines = match answer {
-        Some(r) if r.ok => r.lines,
-        Some(r) => bail!("{}", r.error),
-        None => offline(data_dir, req)?,
+    let mut answer = answer;
+    let deadline = std::time::Instant::now() + ADMIN_SOCKET_WAIT;
+    let lines = loop {
+        match answer {
+            Some(r) if r.ok => break r.lines,
+            Some(r) => bail!("{}", r.error),
+            None => match offline(data_dir, req.clone()) {
+                Ok(lines) => break lines,
+                Err(e) if format!("{e:#}").contains("locked") && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    answer = admin::call(data_dir, &req)?;
+                }
+                Err(e) => return Err(e),
+            },
+        }
     };
     for l in lines {
         println!("{l}");
     }
     Ok(())
 }
+
+/// How long a command waits for a starting gateway's admin socket.
+const ADMIN_SOCKET_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Flags binding a new bucket to an upstream object store.
 #[derive(clap::Args, Debug)]
@@ -362,7 +382,11 @@ fn offline(data_dir: &Path, req: Request) -> anyhow::Result<Vec<String>> {
         }
         ensure_dir(data_dir)?;
     }
-    let (ns, _) = Namespace::open(NamespaceConfig::new(data_dir))
+    let mut cfg = NamespaceConfig::new(data_dir);
+    // A running gateway holds the lock for good: ask its socket again soon
+    // (print_answer) rather than waiting out the default.
+    cfg.meta_lock_wait = std::time::Duration::from_secs(1);
+    let (ns, _) = Namespace::open(cfg)
         .with_context(|| format!("opening {} (is a gateway without admin socket running?)", data_dir.display()))?;
     let out = match req {
         Request::BucketCreate { name, uid, gid, mode, upstream } => admin::create_bucket(&ns, &name, uid, gid, mode)

@@ -117,7 +117,15 @@ impl Namespace {
                 continue;
             }
             let dst = &mut buf[(s - offset) as usize..(t - offset) as usize];
-            self.chunks.read(e.chunk, e.chunk_off as u64 + (s - e_start), dst)?;
+            if let Err(err) = self.chunks.read(e.chunk, e.chunk_off as u64 + (s - e_start), dst) {
+                // A damaged cache entry of an upstream file is a miss.
+                let damaged =
+                    matches!(err, chunkstore::ChunkError::Corrupt { .. } | chunkstore::ChunkError::NotFound(_));
+                if !(damaged && self.upstream.any() && self.refill_from_upstream(at, s, t, dst)?) {
+                    return Err(err.into());
+                }
+                continue;
+            }
             if self.upstream.any() {
                 self.note_hits(at.ino, s, t);
             }

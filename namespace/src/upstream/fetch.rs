@@ -5,9 +5,13 @@
 //!
 //! Concurrent readers of one window share one fetch. A cache fill changes
 //! no attribute and no content generation: the bytes were the file's
-//! already. Its chunk is durable before the extents that point at it are
-//! committed; the extents themselves need no barrier (losing them after a
-//! crash only means fetching again, and the orphan scan frees the chunk).
+//! already. It is not fsync'd on the read path: its chunk joins the chunk
+//! store's pending set and its extents are committed without a barrier,
+//! so the next barrier (any durable call) makes the chunk durable before
+//! the metadata that points at it, as for unstable NFS writes. Losing a
+//! fill in a crash only means fetching again; a cached chunk found torn or
+//! missing after a power loss is read as a miss (`refill_from_upstream`),
+//! never as an error, since the upstream still has those bytes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -77,6 +81,25 @@ impl Namespace {
     }
 
     fn fetch_and_cache(&self, ino: u64, start: u64) -> NsResult<Arc<Vec<u8>>> {
+        let (data, etag) = self.fetch_bytes(ino, start)?;
+        self.upstream.cache.miss_bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        match self.cache_window(ino, &etag, start, &data) {
+            Ok(true) => {
+                self.upstream.cache.insert((ino, start), data.len() as u64, false);
+                if let Err(e) = self.evict_as_needed() {
+                    tracing::warn!(error = %e, "cache eviction failed");
+                }
+            }
+            Ok(false) => {}
+            // Serving the bytes matters more than keeping them.
+            Err(e) => tracing::warn!(ino, start, error = %e, "fetched upstream bytes not cached"),
+        }
+        Ok(Arc::new(data))
+    }
+
+    /// The bytes of the window at `start` of `ino` from the upstream (not
+    /// cached), and the ETag they are of.
+    fn fetch_bytes(&self, ino: u64, start: u64) -> NsResult<(Vec<u8>, String)> {
         let (rf, att) = self
             .remote_file(ino)?
             .ok_or_else(|| NsError::Corrupt(format!("file {ino} has remote extents but no remote record")))?;
@@ -101,19 +124,7 @@ impl Namespace {
                 end - start
             )));
         }
-        self.upstream.cache.miss_bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        match self.cache_window(ino, &rf.etag, start, &data) {
-            Ok(true) => {
-                self.upstream.cache.insert((ino, start), data.len() as u64, false);
-                if let Err(e) = self.evict_as_needed() {
-                    tracing::warn!(error = %e, "cache eviction failed");
-                }
-            }
-            Ok(false) => {}
-            // Serving the bytes matters more than keeping them.
-            Err(e) => tracing::warn!(ino, start, error = %e, "fetched upstream bytes not cached"),
-        }
-        Ok(Arc::new(data))
+        Ok((data, rf.etag))
     }
 
     /// Stores a fetched window as one chunk and points the still-remote
@@ -124,7 +135,6 @@ impl Namespace {
         let chunk = self.stage_one(data)?;
         let staged = [(0u64, chunk)];
         let res = (|| {
-            self.chunks.barrier()?;
             let _lock = self.extent_locks.get(ino).write().unwrap_or_else(|p| p.into_inner());
             let old = self.extents_overlapping(ino, start, end)?;
             let gc_at = self.gc_at_ms(self.now());
@@ -297,6 +307,35 @@ impl Namespace {
             }
         }
         *self.upstream.readahead.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+    }
+}
+
+impl Namespace {
+    /// Serves `[s, t)` of `file` from the upstream when a cached chunk
+    /// failed verification or is gone (a power loss before its barrier):
+    /// `true` when `file` is a clean upstream file and the bytes were
+    /// fetched into `dst`; `false` (the caller reports the damage) else.
+    pub(crate) fn refill_from_upstream(&self, file: &Inode, s: u64, t: u64, dst: &mut [u8]) -> NsResult<bool> {
+        match self.remote(file.ino)? {
+            Some(Remote::File(f)) if f.synced_gen == file.content_gen => {}
+            _ => return Ok(false),
+        }
+        let cs = self.chunk_size_bytes() as u64;
+        tracing::warn!(ino = file.ino, s, t, "a cached chunk is damaged or missing; reading the upstream's bytes");
+        let mut at = s;
+        while at < t {
+            let w = at / cs * cs;
+            // Not cached again here: the caller may hold the file's extent
+            // lock, which caching takes; eviction replaces the entry later.
+            let (data, _) = self.fetch_bytes(file.ino, w)?;
+            let stop = t.min(w + data.len() as u64);
+            if stop <= at {
+                return Err(NsError::Corrupt(format!("file {} shorter upstream than its size", file.ino)));
+            }
+            dst[(at - s) as usize..(stop - s) as usize].copy_from_slice(&data[(at - w) as usize..(stop - w) as usize]);
+            at = stop;
+        }
+        Ok(true)
     }
 }
 
