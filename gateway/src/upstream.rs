@@ -281,6 +281,7 @@ pub async fn upload_loop(ns: Arc<Namespace>, shutdown: CancellationToken) {
         let ns_stats = ns.clone();
         let ns = ns.clone();
         let res = tokio::task::spawn_blocking(move || -> Result<_, namespace::NsError> {
+            ns.reclaim_evicted()?;
             let report = ns.run_uploads()?;
             Ok((report, ns.upload_queue_status()?))
         })

@@ -108,6 +108,22 @@ fn admin(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// `parent/name`, created.
+fn subdir(parent: &Path, name: &str) -> std::path::PathBuf {
+    let d = parent.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Gateway A (the upstream) in `dir` with its bucket `origin`, and a
+/// client of that bucket.
+fn start_origin(dir: &Path) -> (common::Gateway, S3Upstream) {
+    let gw = common::start(dir, "", A_KEY.0, A_KEY.1, "warn", &[]);
+    create_bucket(dir, "origin");
+    let origin = client(gw.s3, "origin", A_KEY);
+    (gw, origin)
+}
+
 /// Waits past B's revalidation time (1 s).
 fn past_revalidation() {
     std::thread::sleep(Duration::from_millis(1300));
@@ -429,13 +445,8 @@ fn gw_a_addr(listen: &str) -> SocketAddr {
 #[test]
 fn bounded_cache_warm_and_evict() {
     let tmp = tempfile::tempdir().unwrap();
-    let (da, dd) = (tmp.path().join("a"), tmp.path().join("d"));
-    for d in [&da, &dd] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let gw_a = common::start(&da, "", A_KEY.0, A_KEY.1, "warn", &[]);
-    create_bucket(&da, "origin");
-    let origin = client(gw_a.s3, "origin", A_KEY);
+    let (da, dd) = (subdir(tmp.path(), "a"), subdir(tmp.path(), "d"));
+    let (gw_a, origin) = start_origin(&da);
     let files: Vec<Vec<u8>> = (0..4).map(|i| pattern(10 + i, CHUNK_BYTES * 3 / 2)).collect();
     for (i, f) in files.iter().enumerate() {
         put(&origin, &format!("set/f{i}"), f);
@@ -586,13 +597,8 @@ impl Proxy {
 #[test]
 fn faults_between_cache_and_upstream() {
     let tmp = tempfile::tempdir().unwrap();
-    let (da, de) = (tmp.path().join("a"), tmp.path().join("e"));
-    for d in [&da, &de] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let gw_a = common::start(&da, "", A_KEY.0, A_KEY.1, "warn", &[]);
-    create_bucket(&da, "origin");
-    let origin = client(gw_a.s3, "origin", A_KEY);
+    let (da, de) = (subdir(tmp.path(), "a"), subdir(tmp.path(), "e"));
+    let (gw_a, origin) = start_origin(&da);
     let one = pattern(20, 3 * CHUNK_BYTES);
     let two = pattern(21, 3 * CHUNK_BYTES);
     let three = pattern(22, CHUNK_BYTES);

@@ -102,10 +102,23 @@ impl Namespace {
         offset: u64,
         buf: &mut [u8],
     ) -> NsResult<()> {
-        let end = offset + buf.len() as u64;
         if self.upstream.any() {
+            let end = offset + buf.len() as u64;
             self.note_read(at, offset, end, extents.iter().any(|(_, e)| e.is_remote()));
         }
+        self.fill_extents(at, extents, offset, buf)
+    }
+
+    /// [`Namespace::fill_from_extents`] without the readahead tracking (for
+    /// a read that was tracked already).
+    pub(crate) fn fill_extents(
+        &self,
+        at: &Inode,
+        extents: &[(u64, Extent)],
+        offset: u64,
+        buf: &mut [u8],
+    ) -> NsResult<()> {
+        let end = offset + buf.len() as u64;
         for (off, e) in extents {
             let (e_start, e_end) = (*off, off + e.len as u64);
             let (s, t) = (e_start.max(offset), e_end.min(end));

@@ -14,7 +14,8 @@
 //! Eviction turns a window's local extents back into remote extents
 //! (the bytes are still the upstream's, at the same ETag), only for clean
 //! files (nothing to upload) and only for chunks no reader has pinned;
-//! the chunk is released to GC at once. The policy's state is memory only:
+//! the chunk is queued for GC at once (freed by `reclaim_evicted`, off the
+//! read path). The policy's state is memory only:
 //! at start-up it is rebuilt from the extents of clean bound files (every
 //! local extent of one is a cached window), so the cache survives a
 //! restart, its order does not.
@@ -256,10 +257,21 @@ impl Namespace {
         }
         if evicted > 0 {
             self.upstream.cache.evictions.fetch_add(evicted, Ordering::Relaxed);
-            // The evicted chunks were queued for GC at once: free them now.
-            self.run_gc()?;
+            // The evicted chunks were queued for GC at once; a GC pass (a
+            // scan of the GC queue and a barrier) is too much for the read
+            // that triggered this: `reclaim_evicted` frees them soon after.
+            self.upstream.gc_wanted.store(true, Ordering::Release);
         }
         Ok(evicted)
+    }
+
+    /// Frees the chunks evictions released since the last call (a GC pass;
+    /// nothing when there were none). The gateway calls it every second.
+    pub fn reclaim_evicted(&self) -> NsResult<()> {
+        if self.upstream.gc_wanted.swap(false, Ordering::AcqRel) {
+            self.run_gc()?;
+        }
+        Ok(())
     }
 
     /// Turns the local extents of window `w` of `ino` back into remote ones;

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 
-use super::{full_key, ns_error};
+use super::{full_key, ns_error, UpstreamError};
 use crate::data::punch;
 use crate::record::{Extent, Inode, Remote};
 use crate::tree::Tree;
@@ -112,8 +112,11 @@ impl Namespace {
             Ok(d) => d,
             Err(e) => {
                 // The object changed or went: the next lookup lists again
-                // and replaces the file.
-                self.upstream.forget_listings();
+                // and replaces the file. (An outage forgets nothing: the
+                // cached listings keep serving what is cached.)
+                if matches!(e, UpstreamError::Changed | UpstreamError::NotFound) {
+                    self.upstream.forget_listings();
+                }
                 return Err(ns_error(e));
             }
         };
@@ -219,14 +222,7 @@ impl Namespace {
             return Ok(false);
         }
         dst.fill(0);
-        for (off, e) in &ext {
-            let (a, b) = ((*off).max(s), (off + e.len as u64).min(t));
-            if a < b {
-                let d = &mut dst[(a - s) as usize..(b - s) as usize];
-                self.chunks.read(e.chunk, e.chunk_off as u64 + (a - off), d)?;
-            }
-        }
-        self.note_hits(file.ino, s, t);
+        self.fill_extents(file, &ext, s, dst)?;
         Ok(true)
     }
 

@@ -195,6 +195,10 @@ impl Attached {
 pub(crate) struct Upstreams {
     /// Every bound bucket (loaded at open), attached or not.
     attached: RwLock<HashMap<u64, Arc<Attached>>>,
+    /// `attached` is not empty.
+    bound_any: std::sync::atomic::AtomicBool,
+    /// Evictions queued chunks for GC that no pass has freed yet.
+    pub(crate) gc_wanted: std::sync::atomic::AtomicBool,
     /// Directory inode -> until when its last upstream listing holds.
     fresh: Mutex<HashMap<u64, Nanos>>,
     /// One listing of a directory at a time (striped by inode).
@@ -223,8 +227,10 @@ impl Upstreams {
         u
     }
 
+    /// Whether any bucket is bound: asked on every read, write and lookup,
+    /// so it is one atomic load (bindings are only ever added).
     pub(crate) fn any(&self) -> bool {
-        !self.attached.read().unwrap_or_else(|p| p.into_inner()).is_empty()
+        self.bound_any.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn get(&self, bucket: u64) -> Option<Arc<Attached>> {
@@ -238,6 +244,7 @@ impl Upstreams {
 
     fn set(&self, bucket: u64, att: Attached) {
         self.attached.write().unwrap_or_else(|p| p.into_inner()).insert(bucket, Arc::new(att));
+        self.bound_any.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Asks the readahead threads for window `w` of `ino` (dropped when

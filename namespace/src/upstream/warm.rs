@@ -92,22 +92,8 @@ impl Namespace {
         let mut report = WarmReport { files: files.len() as u64, ..WarmReport::default() };
         let mut work = Vec::new();
         for &(ino, size) in &files {
-            let mut remote_bytes = 0;
-            let mut last = None;
-            for (off, e) in self.extents_overlapping(ino, 0, size)? {
-                if !e.is_remote() {
-                    continue;
-                }
-                remote_bytes += e.len as u64;
-                let mut w = off / cs * cs;
-                while w < off + e.len as u64 {
-                    if last != Some(w) {
-                        work.push((ino, w, (w + cs).min(size) - w));
-                        last = Some(w);
-                    }
-                    w += cs;
-                }
-            }
+            let (windows, remote_bytes) = self.remote_windows(ino, size)?;
+            work.extend(windows.into_iter().map(|w| (ino, w, (w + cs).min(size) - w)));
             report.cached_bytes += size - remote_bytes.min(size);
         }
         let total: u64 = work.iter().map(|w| w.2).sum();
@@ -146,7 +132,6 @@ impl Namespace {
         if !self.upstream.any() {
             return Ok(());
         }
-        let cs = self.chunk_size_bytes() as u64;
         let n = self.getattr(ino)?;
         // Only a clean upstream file can hold remote extents (a dirty one
         // was made whole at its first change; eviction takes clean ones).
@@ -154,21 +139,31 @@ impl Namespace {
             Some(crate::record::Remote::File(f)) if f.synced_gen == n.content_gen => {}
             _ => return Ok(()),
         }
-        let mut last = None;
-        for (off, e) in self.extents_overlapping(ino, 0, n.size)? {
+        for w in self.remote_windows(ino, n.size)?.0 {
+            self.fetch_window(ino, w)?;
+        }
+        Ok(())
+    }
+
+    /// The starts of the windows of `ino` (of `size` bytes) that hold
+    /// remote bytes, in order, each once; and how many bytes are remote.
+    fn remote_windows(&self, ino: u64, size: u64) -> NsResult<(Vec<u64>, u64)> {
+        let cs = self.chunk_size_bytes() as u64;
+        let (mut out, mut remote_bytes) = (Vec::new(), 0);
+        for (off, e) in self.extents_overlapping(ino, 0, size)? {
             if !e.is_remote() {
                 continue;
             }
+            remote_bytes += e.len as u64;
             let mut w = off / cs * cs;
             while w < off + e.len as u64 {
-                if last != Some(w) {
-                    self.fetch_window(ino, w)?;
-                    last = Some(w);
+                if out.last() != Some(&w) {
+                    out.push(w);
                 }
                 w += cs;
             }
         }
-        Ok(())
+        Ok((out, remote_bytes))
     }
 
     /// Evicts the cached data of every clean file under `prefix` of bound
