@@ -68,7 +68,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         recovery_summary(&report)
     );
     let ns = Arc::new(ns);
-    ns.start_readahead(crate::upstream::READAHEAD_THREADS);
+    ns.start_upstream_workers(crate::upstream::READAHEAD_THREADS);
     let (upstreams, tuning) = (cfg.upstream_buckets.clone(), cfg.upstream_tuning);
     let ns2 = ns.clone();
     let bound = tokio::task::spawn_blocking(move || crate::upstream::setup(&ns2, &upstreams, tuning))

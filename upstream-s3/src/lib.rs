@@ -212,8 +212,14 @@ impl Upstream for S3Upstream {
         timed("list", || self.list_dir_inner(prefix, max_entries))
     }
 
-    fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> Result<Vec<u8>, UpstreamError> {
-        timed("get", || self.get_range_inner(key, range, etag))
+    fn get_range_into(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        etag: &str,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), UpstreamError> {
+        timed("get", || self.get_range_inner(key, range, etag, sink))
     }
 
     fn put(&self, key: &str, body: &dyn UploadBody, if_match: Option<&str>) -> Result<String, UpstreamError> {
@@ -251,19 +257,36 @@ impl S3Upstream {
         Ok(out)
     }
 
-    fn get_range_inner(&self, key: &str, range: Range<u64>, etag: &str) -> Result<Vec<u8>, UpstreamError> {
+    fn get_range_inner(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        etag: &str,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), UpstreamError> {
+        use futures_util::StreamExt;
         let p = path(key)?;
+        let want = range.end - range.start;
         let opts = GetOptions {
             if_match: (!etag.is_empty()).then(|| etag.to_string()),
             range: Some(GetRange::Bounded(range)),
             ..GetOptions::default()
         };
+        let mut got = 0u64;
         self.block_on(async {
-            let r = self.store.get_opts(&p, opts).await?;
-            r.bytes().await
-        })
-        .map(|b| b.to_vec())
-        .map_err(classify)
+            let mut body = self.store.get_opts(&p, opts).await.map_err(classify)?.into_stream();
+            while let Some(piece) = body.next().await {
+                let piece = piece.map_err(classify)?;
+                let piece = &piece[..piece.len().min((want - got) as usize)];
+                got += piece.len() as u64;
+                sink(piece);
+            }
+            Ok::<(), UpstreamError>(())
+        })?;
+        if got != want {
+            return Err(UpstreamError::Unavailable(format!("upstream sent {got} bytes for a {want}-byte range")));
+        }
+        Ok(())
     }
 
     fn put_inner(&self, key: &str, body: &dyn UploadBody, if_match: Option<&str>) -> Result<String, UpstreamError> {

@@ -1,91 +1,233 @@
 //! Reading remote extents: a read that meets one fetches the chunk-aligned
 //! window around it from the upstream (a ranged GET conditional on the
-//! ETag the file was listed with), serves those bytes at once, and keeps
-//! them as a local chunk whose extents replace the remote ones.
+//! ETag the file was listed with), is served each byte **as it arrives**,
+//! and the window is then kept as a local chunk whose extents replace the
+//! remote ones.
 //!
-//! Concurrent readers of one window share one fetch. A cache fill changes
-//! no attribute and no content generation: the bytes were the file's
-//! already. It is not fsync'd on the read path: its chunk joins the chunk
-//! store's pending set and its extents are committed without a barrier,
-//! so the next barrier (any durable call) makes the chunk durable before
-//! the metadata that points at it, as for unstable NFS writes. Losing a
-//! fill in a crash only means fetching again; a cached chunk found torn or
-//! missing after a power loss is read as a miss (`refill_from_upstream`),
-//! never as an error, since the upstream still has those bytes.
+//! One fetch per window: its bytes land in a shared buffer ([`Slot`]) that
+//! every reader of that window copies from as soon as its own range is
+//! there, and the fetch runs on a thread of its own (once
+//! [`Namespace::start_upstream_workers`] ran), so that the reader that
+//! started it is not held until the whole window arrived. A body cut off
+//! mid-way is asked for again from where it stopped (still conditional on
+//! the ETag), a few times, before the readers waiting get an error.
+//!
+//! A cache fill changes no attribute and no content generation: the bytes
+//! were the file's already. It is not fsync'd on the read path: its chunk
+//! joins the chunk store's pending set and its extents are committed
+//! without a barrier, so the next barrier (any durable call) makes the
+//! chunk durable before the metadata that points at it, as for unstable
+//! NFS writes. Losing a fill in a crash only means fetching again; a
+//! cached chunk found torn or missing after a power loss is read as a miss
+//! (`refill_from_upstream`), never as an error, since the upstream still
+//! has those bytes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 
-use super::{full_key, ns_error, UpstreamError};
+use super::{full_key, ns_error, Attached, UpstreamError};
 use crate::data::punch;
 use crate::record::{Extent, Inode, Remote};
 use crate::tree::Tree;
 use crate::{keys, Namespace, NsError, NsResult, ObjectReader};
 
-/// The outcome a fetch's waiters share (errors as text: `NsError` is not
-/// `Clone`, and every fetch error is a retryable upstream failure).
-type Shared = Result<Arc<Vec<u8>>, String>;
+/// Times a window's body cut off mid-way is asked for again from where it
+/// stopped (each try having brought bytes) before the fetch fails.
+const FETCH_RESUMES_MAX: u32 = 3;
 
-/// One fetch in flight.
+/// One window fetch: the bytes arrived so far, and how it ended.
+struct Progress {
+    /// The window's bytes that arrived so far (moved to `whole` at the end).
+    buf: Vec<u8>,
+    /// All of the window, once it arrived.
+    whole: Option<Arc<Vec<u8>>>,
+    /// Why the fetch ended without all of it (as text: `NsError` is not
+    /// `Clone`; every fetch error is a retryable upstream failure).
+    failed: Option<String>,
+    /// The fetch and its caching are over.
+    settled: bool,
+    /// The least `buf` length a waiting reader needs (`usize::MAX`: none
+    /// waits): readers are woken when it is reached, not for every piece.
+    wake_at: usize,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress { buf: Vec::new(), whole: None, failed: None, settled: false, wake_at: usize::MAX }
+    }
+}
+
+/// One fetch in flight, shared by every reader of its window.
 #[derive(Default)]
-struct Slot {
-    done: Mutex<Option<Shared>>,
+pub(crate) struct Slot {
+    state: Mutex<Progress>,
     cv: Condvar,
 }
 
-/// Most windows fetched ahead of a sequential reader (32 MiB with 4 MiB
-/// chunks).
-pub const READAHEAD_WINDOWS_MAX: usize = 8;
-/// Readahead requests waiting for a thread; more are dropped.
-const READAHEAD_QUEUE_MAX: usize = 256;
-/// Files whose read position is tracked for sequential detection.
-const READAHEAD_TRACKED_FILES_MAX: usize = 65_536;
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, Progress> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 
-/// Fetches in flight by (inode, window start).
+    fn wait<'a>(&self, g: MutexGuard<'a, Progress>) -> MutexGuard<'a, Progress> {
+        self.cv.wait(g).unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Copies bytes `[from, from + dst.len())` of the window into `dst` as
+    /// soon as they arrived.
+    fn copy_when_arrived(&self, from: usize, dst: &mut [u8]) -> NsResult<()> {
+        let to = from + dst.len();
+        let mut p = self.lock();
+        loop {
+            if let Some(whole) = &p.whole {
+                let src = whole.get(from..to).ok_or_else(|| {
+                    NsError::Corrupt(format!(
+                        "a remote extent reaches past its upstream object ({} bytes)",
+                        whole.len()
+                    ))
+                })?;
+                dst.copy_from_slice(src);
+                return Ok(());
+            }
+            if p.buf.len() >= to {
+                dst.copy_from_slice(&p.buf[from..to]);
+                return Ok(());
+            }
+            if let Some(e) = &p.failed {
+                return Err(NsError::UpstreamUnavailable(e.clone()));
+            }
+            p.wake_at = p.wake_at.min(to);
+            p = self.wait(p);
+        }
+    }
+
+    /// Waits until the fetch and its caching are over; its outcome.
+    fn wait_settled(&self) -> NsResult<()> {
+        let mut p = self.lock();
+        while !p.settled {
+            p = self.wait(p);
+        }
+        match &p.failed {
+            Some(e) => Err(NsError::UpstreamUnavailable(e.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Fetches in flight by (inode, window start), and the way to give one a
+/// thread of its own.
 #[derive(Default)]
 pub(crate) struct Fetches {
     inflight: Mutex<HashMap<(u64, u64), Arc<Slot>>>,
+    /// The namespace itself, once workers were started (a fetch thread
+    /// holds it for as long as one fetch lasts).
+    pub(crate) me: OnceLock<Weak<Namespace>>,
+}
+
+/// Ends a fetch whatever happened to its thread: readers are never left
+/// waiting on a slot nobody will fill.
+struct Settle<'a> {
+    ns: &'a Namespace,
+    at: (u64, u64),
+    slot: &'a Slot,
+}
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        {
+            let mut p = self.slot.lock();
+            if p.whole.is_none() && p.failed.is_none() {
+                p.failed = Some("the fetch was abandoned".into());
+            }
+            p.settled = true;
+        }
+        self.slot.cv.notify_all();
+        self.ns.upstream.fetches.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.at);
+    }
 }
 
 impl Namespace {
-    /// The bytes of the window of file `ino` that starts at `start` (a
-    /// multiple of the chunk size), from the upstream; cached on the way.
-    pub(crate) fn fetch_window(&self, ino: u64, start: u64) -> NsResult<Arc<Vec<u8>>> {
-        let (slot, leader) = {
-            let mut map = self.upstream.fetches.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            match map.get(&(ino, start)) {
-                Some(s) => (s.clone(), false),
-                None => {
-                    let s = Arc::new(Slot::default());
-                    map.insert((ino, start), s.clone());
-                    (s, true)
-                }
+    /// The fetch of window `start` of `ino`: the one in flight, or a new
+    /// one this caller must run (`true`).
+    fn join_fetch(&self, ino: u64, start: u64) -> (Arc<Slot>, bool) {
+        let mut map = self.upstream.fetches.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(&(ino, start)) {
+            Some(s) => (s.clone(), false),
+            None => {
+                let s = Arc::new(Slot::default());
+                map.insert((ino, start), s.clone());
+                (s, true)
             }
-        };
-        if !leader {
-            let mut done = slot.done.lock().unwrap_or_else(|p| p.into_inner());
-            while done.is_none() {
-                done = slot.cv.wait(done).unwrap_or_else(|p| p.into_inner());
-            }
-            return done.clone().expect("set before notify").map_err(NsError::UpstreamUnavailable);
         }
-        let result = self.fetch_and_cache(ino, start);
-        let shared: Shared = match &result {
-            Ok(b) => Ok(b.clone()),
-            Err(e) => Err(e.to_string()),
-        };
-        *slot.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(shared);
-        slot.cv.notify_all();
-        self.upstream.fetches.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&(ino, start));
-        result
     }
 
-    fn fetch_and_cache(&self, ino: u64, start: u64) -> NsResult<Arc<Vec<u8>>> {
-        let (data, etag) = self.fetch_bytes(ino, start)?;
-        self.upstream.cache.miss_bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        match self.cache_window(ino, &etag, start, &data) {
+    /// A new fetch of window `start` of `ino` for the caller to run; `None`
+    /// when one is in flight already.
+    pub(crate) fn lead_fetch(&self, ino: u64, start: u64) -> Option<Arc<Slot>> {
+        match self.join_fetch(ino, start) {
+            (slot, true) => Some(slot),
+            (_, false) => None,
+        }
+    }
+
+    /// Fetches and caches the window of file `ino` that starts at `start`
+    /// (a multiple of the chunk size), or waits for the fetch of it in
+    /// flight; returns once it is cached (or failed).
+    pub(crate) fn fetch_window(&self, ino: u64, start: u64) -> NsResult<()> {
+        let (slot, leader) = self.join_fetch(ino, start);
+        if leader {
+            self.run_fetch(ino, start, &slot);
+        }
+        slot.wait_settled()
+    }
+
+    /// Copies bytes `[start + from, start + from + dst.len())` of file `ino`
+    /// from the upstream as soon as they arrived, fetching the window at
+    /// `start` (on a thread of its own when workers run) unless a fetch of
+    /// it is in flight.
+    fn read_window(&self, ino: u64, start: u64, from: usize, dst: &mut [u8]) -> NsResult<()> {
+        let (slot, leader) = self.join_fetch(ino, start);
+        if leader {
+            let me = self.upstream.fetches.me.get().and_then(Weak::upgrade);
+            let spawned = me.map(|ns| {
+                let s = slot.clone();
+                std::thread::Builder::new().name("upstream-fetch".into()).spawn(move || ns.run_fetch(ino, start, &s))
+            });
+            match spawned {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "no thread for an upstream fetch; fetching inline");
+                    self.run_fetch(ino, start, &slot);
+                }
+                None => self.run_fetch(ino, start, &slot),
+            }
+        }
+        slot.copy_when_arrived(from, dst)
+    }
+
+    /// Runs the fetch of window `start` of `ino` into `slot`, caches what
+    /// arrived whole, and ends the fetch.
+    pub(crate) fn run_fetch(&self, ino: u64, start: u64, slot: &Slot) {
+        let _settle = Settle { ns: self, at: (ino, start), slot };
+        let etag = match self.stream_window(ino, start, slot) {
+            Ok(etag) => etag,
+            Err(e) => {
+                slot.lock().failed = Some(e.to_string());
+                slot.cv.notify_all();
+                return;
+            }
+        };
+        let whole = {
+            let mut p = slot.lock();
+            let whole = Arc::new(std::mem::take(&mut p.buf));
+            p.whole = Some(whole.clone());
+            whole
+        };
+        slot.cv.notify_all();
+        self.upstream.cache.miss_bytes.fetch_add(whole.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        match self.cache_window(ino, &etag, start, &whole) {
             Ok(true) => {
-                self.upstream.cache.insert((ino, start), data.len() as u64, false);
+                self.upstream.cache.insert((ino, start), whole.len() as u64, false);
                 if let Err(e) = self.evict_as_needed() {
                     tracing::warn!(error = %e, "cache eviction failed");
                 }
@@ -94,12 +236,63 @@ impl Namespace {
             // Serving the bytes matters more than keeping them.
             Err(e) => tracing::warn!(ino, start, error = %e, "fetched upstream bytes not cached"),
         }
-        Ok(Arc::new(data))
     }
 
-    /// The bytes of the window at `start` of `ino` from the upstream (not
-    /// cached), and the ETag they are of.
-    fn fetch_bytes(&self, ino: u64, start: u64) -> NsResult<(Vec<u8>, String)> {
+    /// Streams the window at `start` of `ino` into `slot`'s buffer, waking
+    /// its readers as bytes arrive; the ETag the bytes are of.
+    fn stream_window(&self, ino: u64, start: u64, slot: &Slot) -> NsResult<String> {
+        let (key, end, etag, att) = self.window_source(ino, start)?;
+        let len = (end - start) as usize;
+        slot.lock().buf.reserve_exact(len);
+        let mut resumes = 0;
+        loop {
+            let from = slot.lock().buf.len();
+            let mut sink = |piece: &[u8]| {
+                let wake = {
+                    let mut p = slot.lock();
+                    let room = len - p.buf.len();
+                    p.buf.extend_from_slice(&piece[..piece.len().min(room)]);
+                    let wake = p.buf.len() >= p.wake_at;
+                    if wake {
+                        p.wake_at = usize::MAX; // the woken register again
+                    }
+                    wake
+                };
+                if wake {
+                    slot.cv.notify_all();
+                }
+            };
+            let r = att.client()?.get_range_into(&key, start + from as u64..end, &etag, &mut sink);
+            let got = slot.lock().buf.len();
+            match r {
+                Ok(()) if got == len => return Ok(etag),
+                Ok(()) => {
+                    return Err(NsError::UpstreamUnavailable(format!(
+                        "upstream sent {} bytes for a {len}-byte range",
+                        got - from
+                    )))
+                }
+                Err(UpstreamError::Unavailable(m)) if got > from && resumes < FETCH_RESUMES_MAX => {
+                    resumes += 1;
+                    tracing::debug!(ino, start, got, error = %m, "upstream body cut off; asking for the rest");
+                }
+                Err(e) => {
+                    // The object changed or went: the next lookup lists
+                    // again and replaces the file. (An outage forgets
+                    // nothing: the cached listings keep serving.)
+                    if matches!(e, UpstreamError::Changed | UpstreamError::NotFound) {
+                        self.upstream.forget_listings();
+                    }
+                    return Err(ns_error(e));
+                }
+            }
+        }
+    }
+
+    /// Where window `start` of `ino` is upstream: the full key, the
+    /// window's end (the object's size caps it), the ETag every fetch is
+    /// conditional on, and the bucket's client.
+    fn window_source(&self, ino: u64, start: u64) -> NsResult<(String, u64, String, Arc<Attached>)> {
         let (rf, att) = self
             .remote_file(ino)?
             .ok_or_else(|| NsError::Corrupt(format!("file {ino} has remote extents but no remote record")))?;
@@ -108,26 +301,7 @@ impl Namespace {
             return Err(NsError::Corrupt(format!("remote extent of file {ino} past its upstream size")));
         }
         let key = full_key(&att.binding, &rf.key)?;
-        let data = match att.client()?.get_range(&key, start..end, &rf.etag) {
-            Ok(d) => d,
-            Err(e) => {
-                // The object changed or went: the next lookup lists again
-                // and replaces the file. (An outage forgets nothing: the
-                // cached listings keep serving what is cached.)
-                if matches!(e, UpstreamError::Changed | UpstreamError::NotFound) {
-                    self.upstream.forget_listings();
-                }
-                return Err(ns_error(e));
-            }
-        };
-        if data.len() as u64 != end - start {
-            return Err(NsError::UpstreamUnavailable(format!(
-                "upstream sent {} bytes for a {}-byte range",
-                data.len(),
-                end - start
-            )));
-        }
-        Ok((data, rf.etag))
+        Ok((key, end, rf.etag, att))
     }
 
     /// Stores a fetched window as one chunk and points the still-remote
@@ -181,9 +355,8 @@ impl Namespace {
     /// Copies `[offset, offset + buf.len())` of remote extent `(off, e)` of
     /// file `file` into `buf` (which starts at `offset`): from the cache
     /// when a fetch made the window local since the caller read its
-    /// extents, else fetched (with readahead for sequential readers).
+    /// extents, else from the upstream as the bytes arrive.
     pub(crate) fn fill_remote(&self, file: &Inode, off: u64, e: &Extent, offset: u64, buf: &mut [u8]) -> NsResult<()> {
-        let ino = file.ino;
         let cs = self.chunk_size_bytes() as u64;
         let end = offset + buf.len() as u64;
         let (s, t) = (off.max(offset), (off + e.len as u64).min(end));
@@ -191,17 +364,10 @@ impl Namespace {
         while at < t {
             let w = at / cs * cs;
             let stop = t.min(w + cs);
-            if self.fill_if_local(file, at, stop, &mut buf[(at - offset) as usize..(stop - offset) as usize])? {
-                at = stop;
-                continue;
+            let dst = &mut buf[(at - offset) as usize..(stop - offset) as usize];
+            if !self.fill_if_local(file, at, stop, dst)? {
+                self.read_window(file.ino, w, (at - w) as usize, dst)?;
             }
-            let data = self.fetch_window(ino, w)?;
-            let stop = t.min(w + data.len() as u64);
-            if stop <= at {
-                return Err(NsError::Corrupt(format!("remote extent of file {ino} past its upstream size")));
-            }
-            buf[(at - offset) as usize..(stop - offset) as usize]
-                .copy_from_slice(&data[(at - w) as usize..(stop - w) as usize]);
             at = stop;
         }
         Ok(())
@@ -225,85 +391,6 @@ impl Namespace {
         self.fill_extents(file, &ext, s, dst)?;
         Ok(true)
     }
-
-    /// A read of `[s, t)` of `file` (which met a remote extent when
-    /// `remote`): tracks each window it starts, for readahead. Files never
-    /// read remotely are not tracked.
-    pub(crate) fn note_read(&self, file: &Inode, s: u64, t: u64, remote: bool) {
-        let cs = self.chunk_size_bytes() as u64;
-        if !remote && !self.upstream.sequential.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&file.ino) {
-            return;
-        }
-        let mut w = s.div_ceil(cs) * cs;
-        while w < t {
-            self.note_sequential(file, w);
-            w += cs;
-        }
-    }
-
-    /// A reader met window `w` of `file`: when it is the one after the last
-    /// window read, the reader is sequential and the next windows are
-    /// fetched in the background, twice as many with each step (up to
-    /// [`READAHEAD_WINDOWS_MAX`]).
-    fn note_sequential(&self, file: &Inode, w: u64) {
-        let cs = self.chunk_size_bytes() as u64;
-        let depth = {
-            let mut seq = self.upstream.sequential.lock().unwrap_or_else(|p| p.into_inner());
-            if seq.len() >= READAHEAD_TRACKED_FILES_MAX {
-                seq.clear();
-            }
-            let (next, streak) = seq.get(&file.ino).copied().unwrap_or((u64::MAX, 0));
-            let streak = if w == next { streak + 1 } else { 0 };
-            seq.insert(file.ino, (w + cs, streak));
-            if streak == 0 {
-                return;
-            }
-            (1usize << streak.min(8)).min(READAHEAD_WINDOWS_MAX)
-        };
-        for i in 1..=depth as u64 {
-            let ahead = w + i * cs;
-            if ahead >= file.size {
-                break;
-            }
-            self.upstream.prefetch(file.ino, ahead);
-        }
-    }
-
-    /// Fetches window `w` of `ino` unless it is local already (the
-    /// prefetch threads' work).
-    pub(crate) fn prefetch_window(&self, ino: u64, w: u64) {
-        let cs = self.chunk_size_bytes() as u64;
-        let remote = {
-            let _lock = self.extent_locks.get(ino).read().unwrap_or_else(|p| p.into_inner());
-            self.extents_overlapping(ino, w, w + cs).map(|e| e.iter().any(|(_, e)| e.is_remote()))
-        };
-        if let Ok(true) = remote {
-            if let Err(e) = self.fetch_window(ino, w) {
-                tracing::debug!(ino, w, error = %e, "readahead fetch failed");
-            }
-        }
-    }
-
-    /// Starts the readahead threads (a running gateway does; without them
-    /// reads fetch only what they read).
-    pub fn start_readahead(self: &Arc<Self>, threads: usize) {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, u64)>(READAHEAD_QUEUE_MAX);
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..threads.max(1) {
-            let weak = Arc::downgrade(self);
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new().name(format!("readahead-{i}")).spawn(move || loop {
-                let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                let Ok((ino, w)) = job else { return };
-                let Some(ns) = weak.upgrade() else { return };
-                ns.prefetch_window(ino, w);
-            });
-            if let Err(e) = spawned {
-                tracing::warn!(error = %e, "could not start a readahead thread");
-            }
-        }
-        *self.upstream.readahead.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
-    }
 }
 
 impl Namespace {
@@ -323,7 +410,8 @@ impl Namespace {
             let w = at / cs * cs;
             // Not cached again here: the caller may hold the file's extent
             // lock, which caching takes; eviction replaces the entry later.
-            let (data, _) = self.fetch_bytes(file.ino, w)?;
+            let (key, end, etag, att) = self.window_source(file.ino, w)?;
+            let data = att.client()?.get_range(&key, w..end, &etag).map_err(ns_error)?;
             let stop = t.min(w + data.len() as u64);
             if stop <= at {
                 return Err(NsError::Corrupt(format!("file {} shorter upstream than its size", file.ino)));
@@ -336,9 +424,10 @@ impl Namespace {
 }
 
 impl ObjectReader {
-    /// Makes the byte at `offset` local, fetching its window when it is
-    /// remote, so that a GET can fail with a clean retryable error before
-    /// its response starts (rather than mid-body) when the upstream is down.
+    /// Waits for the byte at `offset` to arrive, fetching its window when it
+    /// is remote, so that a GET can fail with a clean retryable error before
+    /// its response starts (rather than mid-body) when the upstream is down,
+    /// without waiting for more than the first bytes.
     pub fn ready_at(&self, offset: u64) -> NsResult<()> {
         if offset >= self.inode.size {
             return Ok(());
@@ -352,7 +441,8 @@ impl ObjectReader {
         };
         if remote {
             let cs = self.ns.chunk_size_bytes() as u64;
-            self.ns.fetch_window(self.inode.ino, offset / cs * cs)?;
+            let w = offset / cs * cs;
+            self.ns.read_window(self.inode.ino, w, (offset - w) as usize, &mut [0u8])?;
         }
         Ok(())
     }

@@ -19,6 +19,7 @@
 mod cache;
 mod fetch;
 mod queue;
+mod readahead;
 mod refresh;
 mod sync;
 mod warm;
@@ -87,6 +88,9 @@ pub struct UpstreamListing {
     pub dirs: Vec<String>,
 }
 
+/// Most bytes [`Upstream::get_range`] reserves before the body arrives.
+const GET_RANGE_PREALLOC_BYTES_MAX: u64 = 64 << 20;
+
 /// Bytes to upload: read in ranges, possibly from several threads.
 pub trait UploadBody: Sync {
     /// Total size.
@@ -102,8 +106,23 @@ pub trait Upstream: Send + Sync {
     /// The objects and sub-prefixes directly under `prefix` (which is empty
     /// or ends in '/'), every page of it, at most `max_entries`.
     fn list_dir(&self, prefix: &str, max_entries: usize) -> Result<UpstreamListing, UpstreamError>;
-    /// Bytes `range` of `key`, only if its ETag is still `etag`.
-    fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> Result<Vec<u8>, UpstreamError>;
+    /// Bytes `range` of `key`, only if its ETag is still `etag`, handed to
+    /// `sink` piece by piece as they arrive (so a reader can be served
+    /// before the whole range is here). On an error, the pieces already
+    /// handed over are good: the caller may ask again for the rest.
+    fn get_range_into(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        etag: &str,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), UpstreamError>;
+    /// Bytes `range` of `key` in one buffer, only if its ETag is still `etag`.
+    fn get_range(&self, key: &str, range: Range<u64>, etag: &str) -> Result<Vec<u8>, UpstreamError> {
+        let mut out = Vec::with_capacity((range.end - range.start).min(GET_RANGE_PREALLOC_BYTES_MAX) as usize);
+        self.get_range_into(key, range, etag, &mut |piece| out.extend_from_slice(piece))?;
+        Ok(out)
+    }
     /// Stores `body` at `key` (multipart when large); returns the new ETag.
     /// With `if_match`, only while the object there still has that ETag
     /// (else [`UpstreamError::Changed`]): how a local change based on that

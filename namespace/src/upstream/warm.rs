@@ -105,7 +105,7 @@ impl Namespace {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&(ino, w, bytes)) = work.get(i) else { return };
                     match self.fetch_window(ino, w) {
-                        Ok(_) => {
+                        Ok(()) => {
                             let d = done.fetch_add(bytes, Ordering::Relaxed) + bytes;
                             progress(WarmProgress { done_bytes: d, total_bytes: total });
                         }

@@ -17,6 +17,11 @@ use crate::xml::{el, http_date, iso8601, NS};
 
 /// Bytes a GET reads from the store per piece sent.
 const GET_PIECE_BYTES: usize = 1 << 20;
+/// Bytes of a GET's first piece; each next piece is twice the last, up to
+/// [`GET_PIECE_BYTES`]. Small first pieces let the first bytes of an
+/// upstream object that is still arriving be sent before a whole piece is
+/// here (time to first byte), at no cost to local reads.
+const GET_FIRST_PIECE_BYTES: usize = 64 << 10;
 /// Pieces buffered between the store reader and the connection.
 const GET_PIECES_IN_FLIGHT: usize = 4;
 /// Bytes a HEAD with `x-amz-checksum-mode` may read to compute a CRC64NVME
@@ -264,8 +269,10 @@ fn stream_range(
 ) {
     tokio::task::spawn_blocking(move || {
         let mut off = start;
+        let mut piece = GET_FIRST_PIECE_BYTES;
         while off < end {
-            let n = ((end - off) as usize).min(GET_PIECE_BYTES);
+            let n = ((end - off) as usize).min(piece);
+            piece = (piece * 2).min(GET_PIECE_BYTES);
             let mut buf = vec![0u8; n];
             let msg = match reader.read_at(off, &mut buf) {
                 Ok(got) if got == n => Ok(Bytes::from(buf)),
