@@ -94,7 +94,16 @@ pub struct ChunkStore {
     /// running barrier waits here until that barrier's fsyncs are done.
     barrier_lock: Mutex<()>,
     poisoned: AtomicBool,
+    /// The chunks [`ChunkStore::prefetch`] hinted last, newest at the back.
+    prefetched: Mutex<std::collections::VecDeque<u64>>,
 }
+
+/// Recent prefetch hints remembered, so that a chunk is hinted once while
+/// its readers go through it rather than once per request: the kernel's
+/// answer to a hint for pages it holds already is a walk of every page of
+/// the chunk (measured: over half the gateway's CPU time on warm S3 reads
+/// of 256 KiB samples, each request hinting the next four 4 MiB chunks).
+const PREFETCH_HINTS_REMEMBERED: usize = 256;
 
 impl ChunkStore {
     /// Opens (creating if needed) the store under `cfg.dir`.
@@ -126,6 +135,7 @@ impl ChunkStore {
             pending: Mutex::new(Pending::default()),
             barrier_lock: Mutex::new(()),
             poisoned: AtomicBool::new(false),
+            prefetched: Mutex::new(std::collections::VecDeque::with_capacity(PREFETCH_HINTS_REMEMBERED)),
         })
     }
 
@@ -325,7 +335,19 @@ impl ChunkStore {
 
     /// Starts reading chunk `id` into the page cache in the background, so
     /// that a sequential reader finds the next chunk already on its way.
+    /// A chunk hinted among the last [`PREFETCH_HINTS_REMEMBERED`] hints
+    /// is not hinted again.
     pub fn prefetch(&self, id: u64) {
+        {
+            let mut recent = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+            if recent.contains(&id) {
+                return;
+            }
+            if recent.len() == PREFETCH_HINTS_REMEMBERED {
+                recent.pop_front();
+            }
+            recent.push_back(id);
+        }
         self.io.prefetch(&self.path_of(id));
     }
 
