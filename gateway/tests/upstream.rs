@@ -480,6 +480,10 @@ fn bounded_cache_warm_and_evict() {
     // Warming again is a no-op (resumable: the cached part is skipped).
     let again = admin(&dd, &["cache", "warm", "cache/set/f1"]);
     assert!(again.contains(" 0 bytes fetched"), "{again}");
+    // A cache with evicted, warmed and read-through windows is what fsck
+    // expects (online, through the admin socket: exit 0 means clean).
+    let checked = admin(&dd, &["fsck"]);
+    assert!(!checked.contains("bad_upstream_record"), "{checked}");
     drop(gw_a);
     past_revalidation();
     assert_eq!(get(&d, "set/f1", files[1].len()).unwrap(), files[1], "warmed data with the upstream down");

@@ -457,3 +457,86 @@ fn a_file_whose_only_entry_is_undecodable_is_salvaged_into_the_quarantine() {
     assert_eq!(ns.readdir(&root(), b, 0, 100).unwrap().0.len(), 1);
     assert!(fsck(&ns, false).is_clean());
 }
+
+fn binding() -> namespace::UpstreamBinding {
+    namespace::UpstreamBinding {
+        endpoint: "http://127.0.0.1:9".into(),
+        region: "us-east-1".into(),
+        bucket: "origin".into(),
+        prefix: String::new(),
+        virtual_host: false,
+        ca_file: None,
+        credentials: namespace::CredentialSource::Anonymous,
+        revalidate_secs: 30,
+        upload_delay_secs: 5,
+        write_back: false,
+    }
+}
+
+/// The upstream records (bindings, `remote`, `upload_queue`) are checked
+/// against the inodes: records of a missing inode are found and deleted by
+/// repair; a `remote` record naming an unbound bucket and a file whose
+/// remote extents have no `remote` record to fetch them with are found and
+/// left (no local fix brings upstream bytes back). A freshly bound bucket
+/// is clean.
+#[test]
+fn upstream_records_are_checked_against_the_inodes() {
+    use namespace::record::{QueuedUpload, Remote, RemoteFile, REMOTE_CHUNK};
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Arc::new(Namespace::open(config(dir.path())).unwrap().0);
+    let plain = ns.mkdir(&root(), ROOT_INO, b"bkt", 0o777).unwrap().ino;
+    let remote_only = put(&ns, "remote-only", b"");
+    let claims = put(&ns, "claims", b"x");
+    ns.mkdir(&root(), ROOT_INO, b"upstream", 0o777).unwrap();
+    let up = ns.bind_upstream(b"upstream", &binding()).unwrap();
+    let r = fsck(&ns, false);
+    assert!(r.is_clean(), "a bound bucket is healthy: {:#?}", r.problems);
+
+    // A file whose bytes are said to be upstream, with nothing to fetch them.
+    let mut n = inode(&ns, remote_only);
+    n.size = 100;
+    put_inode(&ns, &n);
+    let remote = Extent { chunk: REMOTE_CHUNK, chunk_off: 0, len: 100, crc64: None };
+    ns.debug_raw_put(Tree::Extents, &pair(remote_only, 0), &record::encode(&remote)).unwrap();
+    // A file claiming to be an object of a bucket that is not bound.
+    let rf = |bucket: u64, key: &[u8]| {
+        Remote::File(RemoteFile { bucket, key: key.to_vec(), etag: "\"e\"".into(), size: 1, mtime: 0, synced_gen: 0 })
+    };
+    ns.debug_raw_put(Tree::Remote, &claims.to_be_bytes(), &record::encode(&rf(plain, b"claims"))).unwrap();
+    // Records of an inode that does not exist, in every upstream tree.
+    const GONE: u64 = 9_999_999;
+    ns.debug_raw_put(Tree::Remote, &GONE.to_be_bytes(), &record::encode(&rf(up, b"gone"))).unwrap();
+    let q = QueuedUpload {
+        bucket: up,
+        key: b"gone".to_vec(),
+        due: 0,
+        attempts: 0,
+        replaces: None,
+        error: None,
+        poisoned: false,
+    };
+    ns.debug_raw_put(Tree::UploadQueue, &GONE.to_be_bytes(), &record::encode(&q)).unwrap();
+    ns.debug_raw_put(Tree::Upstreams, &GONE.to_be_bytes(), &record::encode(&binding())).unwrap();
+
+    let r = fsck(&ns, false);
+    let mut found: Vec<u64> =
+        r.problems.iter().filter(|p| p.kind == ProblemKind::BadUpstreamRecord).filter_map(|p| p.ino).collect();
+    found.sort_unstable();
+    let mut want = vec![remote_only, claims, GONE, GONE, GONE];
+    want.sort_unstable();
+    assert_eq!(found, want, "{:#?}", r.problems);
+    assert_eq!(kinds(&r), BTreeSet::from([ProblemKind::BadUpstreamRecord]), "{:#?}", r.problems);
+
+    let r = fsck(&ns, true);
+    let mut left: Vec<u64> = r.remaining.iter().filter_map(|p| p.ino).collect();
+    left.sort_unstable();
+    assert_eq!(left, {
+        let mut v = vec![remote_only, claims];
+        v.sort_unstable();
+        v
+    });
+    for tree in [Tree::Remote, Tree::UploadQueue, Tree::Upstreams] {
+        assert!(ns.debug_raw_get(tree, &GONE.to_be_bytes()).unwrap().is_none(), "{tree:?} record of a missing inode");
+    }
+    assert_eq!(ns.upstream_bindings().unwrap().len(), 1, "the real binding stays");
+}

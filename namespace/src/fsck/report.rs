@@ -108,6 +108,10 @@ pub enum ProblemKind {
     /// A multipart part whose staging inode is missing, or a staging inode
     /// no part uses.
     BadUpload,
+    /// An upstream binding, `remote` or `upload_queue` record of a missing
+    /// inode, of the wrong kind or in an unbound bucket; or a file with
+    /// remote extents and no `remote` record to fetch them with.
+    BadUpstreamRecord,
 }
 
 impl ProblemKind {

@@ -43,7 +43,9 @@ impl ScanState<'_> {
                 }
             };
             self.found.report.extents += 1;
-            if !e.is_remote() {
+            if e.is_remote() {
+                self.remote_extents.insert(ino);
+            } else {
                 // Remote extents hold no chunk (their bytes are upstream).
                 *self.found.refs.entry(e.chunk).or_default() += 1;
                 let end = e.chunk_off as u64 + e.len as u64;

@@ -5,8 +5,10 @@
 //! trees before it: inodes first (everything is checked against them),
 //! then the namespace tree (dentries, dirscan), the reaping queue
 //! (orphans), the S3 records (mpu_parts, mpu_uploads, objmeta), the
-//! per-inode cross-check of all of those, then extents, the chunk
-//! reference counts and the GC queue, the files under `chunks/`, and last
+//! per-inode cross-check of all of those, then extents, the upstream
+//! records (bindings, remote records, upload queue: against the inodes and
+//! the files with remote extents), the chunk reference counts and the GC
+//! queue, the files under `chunks/`, and last
 //! the referenced chunks themselves. Problems are reported in that order.
 //!
 //! A scan writes nothing.
@@ -18,6 +20,7 @@ mod inodes;
 mod leftovers;
 mod objects;
 mod state;
+mod upstream;
 
 pub(in crate::fsck) use state::{be_u64, show, Depth, Scan};
 
@@ -45,6 +48,7 @@ impl Namespace {
         st.scan_objmeta(self, progress)?;
         st.check_inodes();
         st.scan_extents(self, progress)?;
+        st.scan_upstream(self, progress)?;
         st.scan_gc_queue(self, progress)?;
         st.scan_chunk_refs(self, progress)?;
         st.check_refcounts();

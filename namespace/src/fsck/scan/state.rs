@@ -82,6 +82,8 @@ pub(super) struct ScanState<'a> {
     pub(super) objmeta: HashSet<u64>,
     /// extents: chunk -> bytes its extents need it to hold.
     pub(super) need: HashMap<u64, u64>,
+    /// extents: files with remote extents (bytes only the upstream holds).
+    pub(super) remote_extents: HashSet<u64>,
     /// gc_chunks: chunks queued for GC.
     pub(super) gc_queued: HashSet<u64>,
     /// chunk_refs: chunk -> stored reference count.
@@ -110,6 +112,7 @@ impl<'a> ScanState<'a> {
             part_inodes: HashSet::new(),
             objmeta: HashSet::new(),
             need: HashMap::new(),
+            remote_extents: HashSet::new(),
             gc_queued: HashSet::new(),
             counted: HashMap::new(),
             sizes: HashMap::new(),
