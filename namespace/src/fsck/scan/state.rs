@@ -136,6 +136,32 @@ impl<'a> ScanState<'a> {
         report.problems.push(FsckProblem { kind, detail, ino, chunk, paths: Vec::new(), repair: None, fix });
     }
 
+    /// Record `k`/`v` of `tree` keyed by an inode number, decoded as a
+    /// `what`; `None` (an undecodable record reported, deleted by repair)
+    /// when either does not decode.
+    pub(super) fn keyed_record<T: serde::de::DeserializeOwned>(
+        &mut self,
+        tree: crate::tree::Tree,
+        what: &str,
+        k: &[u8],
+        v: &[u8],
+    ) -> Option<(u64, T)> {
+        match (be_u64(k), crate::record::decode::<T>(what, v)) {
+            (Some(ino), Ok(r)) => Some((ino, r)),
+            _ => {
+                let fix = Some(Fix::DelRecord(tree, k.to_vec()));
+                self.problem(
+                    ProblemKind::UndecodableRecord,
+                    format!("{what} record {}", hex::encode(k)),
+                    None,
+                    None,
+                    fix,
+                );
+                None
+            }
+        }
+    }
+
     /// One more metadata row seen; progress advances every 1024.
     pub(super) fn tick(&mut self, progress: &mut dyn FnMut(FsckProgress)) {
         self.seen_rows += 1;

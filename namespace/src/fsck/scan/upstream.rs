@@ -15,10 +15,10 @@ use std::collections::HashSet;
 
 use crate::tree::Tree;
 
-use super::state::{be_u64, ScanState};
+use super::state::ScanState;
 use crate::fsck::report::{Fix, FsckProgress, ProblemKind};
 use crate::full_scan::scan_all;
-use crate::record::{self, Kind, QueuedUpload, Remote};
+use crate::record::{Kind, QueuedUpload, Remote};
 use crate::upstream::UpstreamBinding;
 use crate::{Namespace, NsResult};
 
@@ -30,9 +30,7 @@ impl ScanState<'_> {
         scan_all(ns, Tree::Upstreams, |k, v| {
             self.tick(progress);
             let del = Some(Fix::DelRecord(Tree::Upstreams, k.to_vec()));
-            let (Some(ino), Ok(_)) = (be_u64(k), record::decode::<UpstreamBinding>("upstream binding", v)) else {
-                let what = format!("upstreams record {}", hex::encode(k));
-                self.problem(ProblemKind::UndecodableRecord, what, None, None, del);
+            let Some((ino, _)) = self.keyed_record::<UpstreamBinding>(Tree::Upstreams, "upstream binding", k, v) else {
                 return Ok(());
             };
             match self.found.inodes.get(&ino) {
@@ -53,11 +51,7 @@ impl ScanState<'_> {
         scan_all(ns, Tree::Remote, |k, v| {
             self.tick(progress);
             let del = Some(Fix::DelRecord(Tree::Remote, k.to_vec()));
-            let (Some(ino), Ok(r)) = (be_u64(k), record::decode::<Remote>("remote", v)) else {
-                let what = format!("remote record {}", hex::encode(k));
-                self.problem(ProblemKind::UndecodableRecord, what, None, None, del);
-                return Ok(());
-            };
+            let Some((ino, r)) = self.keyed_record::<Remote>(Tree::Remote, "remote", k, v) else { return Ok(()) };
             let (want, bucket) = match &r {
                 Remote::File(f) => (Kind::File, f.bucket),
                 Remote::Dir { bucket, .. } => (Kind::Dir, *bucket),
@@ -84,9 +78,7 @@ impl ScanState<'_> {
         scan_all(ns, Tree::UploadQueue, |k, v| {
             self.tick(progress);
             let del = Some(Fix::DelRecord(Tree::UploadQueue, k.to_vec()));
-            let (Some(ino), Ok(q)) = (be_u64(k), record::decode::<QueuedUpload>("upload_queue", v)) else {
-                let what = format!("upload_queue record {}", hex::encode(k));
-                self.problem(ProblemKind::UndecodableRecord, what, None, None, del);
+            let Some((ino, q)) = self.keyed_record::<QueuedUpload>(Tree::UploadQueue, "upload_queue", k, v) else {
                 return Ok(());
             };
             let detail = match self.found.inodes.get(&ino) {
