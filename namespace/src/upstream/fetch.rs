@@ -427,10 +427,12 @@ impl ObjectReader {
     /// Waits for the byte at `offset` to arrive, fetching its window when it
     /// is remote, so that a GET can fail with a clean retryable error before
     /// its response starts (rather than mid-body) when the upstream is down,
-    /// without waiting for more than the first bytes.
-    pub fn ready_at(&self, offset: u64) -> NsResult<()> {
+    /// without waiting for more than the first bytes. `true` when that
+    /// byte is still arriving from the upstream (the caller may then send
+    /// small first pieces).
+    pub fn ready_at(&self, offset: u64) -> NsResult<bool> {
         if offset >= self.inode.size {
-            return Ok(());
+            return Ok(false);
         }
         let remote = match &self.extents {
             Some(ext) => {
@@ -444,6 +446,6 @@ impl ObjectReader {
             let w = offset / cs * cs;
             self.ns.read_window(self.inode.ino, w, (offset - w) as usize, &mut [0u8])?;
         }
-        Ok(())
+        Ok(remote)
     }
 }

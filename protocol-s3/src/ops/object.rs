@@ -17,10 +17,11 @@ use crate::xml::{el, http_date, iso8601, NS};
 
 /// Bytes a GET reads from the store per piece sent.
 const GET_PIECE_BYTES: usize = 1 << 20;
-/// Bytes of a GET's first piece; each next piece is twice the last, up to
-/// [`GET_PIECE_BYTES`]. Small first pieces let the first bytes of an
-/// upstream object that is still arriving be sent before a whole piece is
-/// here (time to first byte), at no cost to local reads.
+/// Bytes of the first piece of a GET whose first byte is still arriving
+/// from an upstream; each next piece is twice the last, up to
+/// [`GET_PIECE_BYTES`], so the first bytes are sent before a whole piece
+/// is here (time to first byte). Local reads start with whole pieces (a
+/// 256 KiB GET stays one read).
 const GET_FIRST_PIECE_BYTES: usize = 64 << 10;
 /// Pieces buffered between the store reader and the connection.
 const GET_PIECES_IN_FLIGHT: usize = 4;
@@ -253,23 +254,26 @@ pub async fn get_object(c: ReqCtx, head: bool) -> Result<Response<Body>, S3Error
     }
     // An upstream object's first bytes are fetched before the answer
     // starts, so an unreachable upstream is a 503, not a cut-off body.
-    tokio::task::block_in_place(|| reader.ready_at(start)).map_err(|e| from_ns(e, Ctx::Read))?;
+    let arriving = tokio::task::block_in_place(|| reader.ready_at(start)).map_err(|e| from_ns(e, Ctx::Read))?;
     let (tx, body) = ChannelBody::channel(GET_PIECES_IN_FLIGHT);
-    stream_range(reader, start, end, tx);
+    let first_piece = if arriving { GET_FIRST_PIECE_BYTES } else { GET_PIECE_BYTES };
+    stream_range(reader, start, end, first_piece, tx);
     *r.body_mut() = body;
     Ok(r)
 }
 
-/// Reads `[start, end)` on the blocking pool into the response channel.
+/// Reads `[start, end)` on the blocking pool into the response channel,
+/// in pieces growing from `first_piece` to [`GET_PIECE_BYTES`].
 fn stream_range(
     reader: ObjectReader,
     start: u64,
     end: u64,
+    first_piece: usize,
     tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
     tokio::task::spawn_blocking(move || {
         let mut off = start;
-        let mut piece = GET_FIRST_PIECE_BYTES;
+        let mut piece = first_piece;
         while off < end {
             let n = ((end - off) as usize).min(piece);
             piece = (piece * 2).min(GET_PIECE_BYTES);
