@@ -3,7 +3,8 @@
 //! directory, the gateway over S3 and the gateway over NFS. The runner
 //! checks every byte it reads against the seeded pattern (a mismatch fails
 //! the run); the test also checks a file written by prepare directly, that
-//! a corrupted byte is caught, and that the JSON and CSV parse.
+//! a corrupted byte is caught, that the JSON and CSV parse, and that the
+//! plots (PNG and SVG) decode and the markdown page links them all.
 
 use std::path::Path;
 use std::process::Output;
@@ -78,6 +79,39 @@ fn check_results(out: &Path, targets: &[String], phases: &[(&str, &str)]) {
     }
 }
 
+/// Every plot the page links exists: the PNG decodes to the plot's size
+/// with more than one colour, the SVG is well-formed XML naming every
+/// target in its legend.
+fn check_plots(page_dir: &Path, page: &str, targets: &[String]) -> usize {
+    let mut pngs = 0;
+    for line in page.lines().filter(|l| l.starts_with("![")) {
+        let link = &line[line.find("](").unwrap() + 2..line.len() - 1];
+        let png = page_dir.join(link);
+        let decoder = png::Decoder::new(std::fs::File::open(&png).unwrap_or_else(|e| panic!("{link}: {e}")));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (960, 540), "{link}");
+        let first = &buf[..3];
+        assert!(buf.chunks(3).any(|px| px != first), "{link} is blank");
+        let svg = std::fs::read_to_string(png.with_extension("svg")).unwrap();
+        let mut r = quick_xml::Reader::from_str(&svg);
+        let mut texts = String::new();
+        loop {
+            match r.read_event().unwrap_or_else(|e| panic!("{link} svg: {e}")) {
+                quick_xml::events::Event::Eof => break,
+                quick_xml::events::Event::Text(t) => texts.push_str(&t.unescape().unwrap()),
+                _ => {}
+            }
+        }
+        for t in targets {
+            assert!(texts.contains(t.as_str()), "{link}: no legend for {t}");
+        }
+        pngs += 1;
+    }
+    pngs
+}
+
 #[test]
 fn prepare_and_run_every_workload_on_file_s3_and_nfs() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,10 +162,45 @@ fn prepare_and_run_every_workload_on_file_s3_and_nfs() {
     let o = bench(&gw, "run", &targets[1..], &["-w", "checkpoint", "--scale", "0.0007"], &dir.path().join("mp"));
     assert!(o.status.success(), "multipart checkpoint failed");
     check_results(&dir.path().join("mp"), &targets[1..], &[("checkpoint", "write"), ("checkpoint", "read")]);
-    // `bench report` prints the same table from the files.
-    let r = gateway().args(["bench", "report"]).arg(&run_out).output().unwrap();
-    assert!(r.status.success());
+    // Only the directory's page cache can be dropped before the restore.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_out.join("results.json")).unwrap()).unwrap();
+    let dropped: Vec<(String, bool)> = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["phase"] == "read")
+        .map(|r| (r["target"].as_str().unwrap().to_string(), r["cache_dropped"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(dropped, vec![(targets[0].clone(), true), (targets[1].clone(), false), (targets[2].clone(), false)]);
+    // The run's page: every plot of it, AU first; one throughput and one
+    // latency plot per training workload.
+    let page = std::fs::read_to_string(run_out.join("report.md")).unwrap();
+    assert!(page.contains("![Accelerator utilisation"), "{page}");
+    for w in ["unet3d", "resnet50", "cosmoflow", "shards", "indexed"] {
+        assert!(page.contains(&format!("(latency-{w}-train.png)")), "{w}: {page}");
+    }
+    assert!(page.contains("(throughput-checkpoint-write.png)"), "{page}");
+    assert!(page.contains(&format!("| checkpoint | read | `{}` |", targets[1])), "{page}");
+    assert!(page.contains("Caches not dropped before the checkpoint restore on: "), "{page}");
+    assert!(check_plots(&run_out, &page, &targets) >= 12);
+    // `bench report` over the runs: the tables again, and one page with
+    // every run's plots, linked from where the page is.
+    let page_dir = dir.path().join("page");
+    let r = gateway()
+        .args(["bench", "report"])
+        .arg(&run_out)
+        .arg(dir.path().join("mp"))
+        .arg("--out")
+        .arg(&page_dir)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(String::from_utf8_lossy(&r.stdout).contains("checkpoint"));
+    let page = std::fs::read_to_string(page_dir.join("report.md")).unwrap();
+    assert!(page.contains("## Run 1: `run`") && page.contains("## Run 2: `run`"), "{page}");
+    assert!(page.contains("(../mp/throughput-checkpoint-read.png)"), "{page}");
+    assert!(check_plots(&page_dir, &page, &targets[1..]) >= 14);
 
     // The check is real: one flipped byte fails the run.
     let mut bad = bytes.clone();

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::report::{self, RunReport, REPORT_VERSION};
+use crate::page::{self, PageRun};
+use crate::plot;
+use crate::report::{self, Host, RunReport, REPORT_VERSION};
 use crate::runner::{self, RunOptions};
 use crate::targets::{self, Target, TargetOptions};
 use crate::workload::{Kind, Scaling, Workload};
@@ -24,10 +26,17 @@ pub enum BenchCmd {
     /// same pattern and seed, simulate accelerators, and report side by
     /// side (terminal table, results.json, results.csv in --out).
     Run(RunArgs),
-    /// Print the table of a finished run from its results.json.
+    /// Turn saved runs into one markdown page (report.md) with the plots:
+    /// prints each run's tables and redraws its plots (PNG and SVG) in its
+    /// directory.
     Report {
-        /// The run's --out directory.
-        dir: PathBuf,
+        /// Run directories (a run's --out), or directories whose
+        /// subdirectories are runs.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where report.md goes (default: the first DIR).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -163,11 +172,21 @@ impl RunArgs {
 /// Runs a `bench` command to completion; prints to stdout.
 pub fn main(cmd: BenchCmd) -> Result<()> {
     match cmd {
-        BenchCmd::Report { dir } => {
-            let r = report::read_json(&dir)?;
-            print!("{}", report::params_table(&r.workloads));
-            println!();
-            print!("{}", report::results_table(&r.rows));
+        BenchCmd::Report { dirs, out } => {
+            let mut runs = Vec::new();
+            for dir in run_dirs(&dirs)? {
+                let report = report::read_json(&dir)?;
+                println!("{}:", dir.display());
+                print!("{}", report::params_table(&report.workloads));
+                println!();
+                print!("{}", report::results_table(&report.rows));
+                println!();
+                let plots = plot::write_plots(&dir, &report)?;
+                runs.push(PageRun { dir, report, plots });
+            }
+            let out = out.unwrap_or_else(|| dirs[0].clone());
+            let page = page::write_page(&out, &runs)?;
+            println!("report: {}", page.display());
             Ok(())
         }
         BenchCmd::Prepare(args) => run_blocking("prepare", args),
@@ -187,8 +206,44 @@ fn run_blocking(command: &str, args: RunArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("bench-results").join(format!("{command}-{}", report.started_unix_s)));
     report::write_files(&out, &report)?;
-    println!("results: {}/results.json, results.csv", out.display());
+    let plots = plot::write_plots(&out, &report)?;
+    let page = page::write_page(&out, &[PageRun { dir: out.clone(), report, plots }])?;
+    println!("results: {}/results.json, results.csv; plots and {}", out.display(), page.display());
     Ok(())
+}
+
+/// The run directories named by `dirs`: each one holding a results.json,
+/// or its subdirectories that hold one (sorted by name).
+fn run_dirs(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut runs = Vec::new();
+    for d in dirs {
+        if d.join("results.json").is_file() {
+            runs.push(d.clone());
+            continue;
+        }
+        let err = |e: std::io::Error| BenchError::Report { path: d.display().to_string(), why: e.to_string() };
+        let mut sub: Vec<PathBuf> = std::fs::read_dir(d)
+            .map_err(err)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("results.json").is_file())
+            .collect();
+        if sub.is_empty() {
+            return Err(BenchError::Report {
+                path: d.display().to_string(),
+                why: "no results.json here or in its subdirectories".into(),
+            });
+        }
+        sub.sort();
+        runs.extend(sub);
+    }
+    if runs.len() > limits::REPORT_RUNS_MAX {
+        return Err(BenchError::Invalid(format!(
+            "{} runs; one page takes {} at most",
+            runs.len(),
+            limits::REPORT_RUNS_MAX
+        )));
+    }
+    Ok(runs)
 }
 
 /// Prepares or runs (`command`) every workload on every target, printing
@@ -228,5 +283,7 @@ pub async fn execute(command: &str, args: &RunArgs) -> Result<RunReport> {
         targets: urls,
         workloads,
         rows,
+        host: Host::this(),
+        command_line: std::env::args().collect(),
     })
 }

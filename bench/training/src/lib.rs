@@ -15,16 +15,22 @@
 //! - [`runner`]: prepare, the accelerator simulation, checkpoint and
 //!   metadata phases;
 //! - [`report`]: rows, ratios, the terminal table, JSON and CSV;
+//! - [`timeline`]: throughput over time, in bounded buckets;
+//! - [`plot`]: the PNG/SVG plots (plotters);
+//! - [`page`]: the markdown page of `bench report`;
 //! - [`cli`]: `prepare`, `run`, `report`;
 //! - [`limits`]: every size and count.
 
 pub mod cli;
 mod error;
 pub mod limits;
+pub mod page;
 pub mod pattern;
+pub mod plot;
 pub mod report;
 pub mod runner;
 pub mod targets;
+pub mod timeline;
 pub mod workload;
 
 pub use error::{BenchError, Result};

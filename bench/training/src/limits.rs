@@ -67,3 +67,15 @@ pub const PATH_COMPONENTS_MAX: usize = 64;
 pub const LATENCY_US_MAX: u64 = 3_600_000_000;
 /// Significant figures of the latency histogram.
 pub const LATENCY_SIGFIGS: u8 = 3;
+/// Width of a throughput-timeline bucket when a phase starts; it doubles
+/// whenever the phase outlasts [`TIMELINE_BUCKETS_MAX`] buckets.
+pub const TIMELINE_BUCKET_MS_START: u64 = 10;
+/// Buckets of one phase's throughput timeline at most.
+pub const TIMELINE_BUCKETS_MAX: usize = 1024;
+/// A latency CDF keeps the latency at every percentile up to the 99th,
+/// then at these quantiles of the tail (the last is the largest latency).
+pub const LATENCY_CDF_TAIL_QUANTILES: [f64; 5] = [0.995, 0.999, 0.9995, 0.9999, 1.0];
+/// Steps of a throughput plot at most (finer timelines are merged).
+pub const PLOT_BUCKETS_MAX: usize = 120;
+/// Runs one `bench report` page takes at most.
+pub const REPORT_RUNS_MAX: usize = 100;

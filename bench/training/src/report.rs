@@ -10,11 +10,14 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::limits;
+use crate::timeline::Series;
 use crate::workload::{Kind, Scaling, Workload};
 use crate::{BenchError, Result};
 
-/// Format version of the JSON report.
-pub const REPORT_VERSION: u32 = 1;
+/// Format version of the JSON report. 2 added the host, the command line,
+/// latency CDFs, timelines and `cache_dropped`; version 1 reports still
+/// read (those fields empty).
+pub const REPORT_VERSION: u32 = 2;
 
 /// One measured phase of one workload on one target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,6 +64,16 @@ pub struct Row {
     /// MiB/s (or ops/s where no bytes move) relative to the first target's
     /// row for the same workload and phase.
     pub ratio_vs_first: Option<f64>,
+    /// Whether the target's caches were dropped before this phase (the
+    /// checkpoint restore; only a `file://` target's page cache can be).
+    #[serde(default)]
+    pub cache_dropped: Option<bool>,
+    /// Latency CDF: `(quantile, microseconds)`, see [`latency_cdf`].
+    #[serde(default)]
+    pub latency_cdf_us: Vec<(f64, u64)>,
+    /// Completions over time, for the throughput plot.
+    #[serde(default)]
+    pub timeline: Series,
 }
 
 impl Row {
@@ -100,16 +113,39 @@ impl Row {
             au_pass: None,
             verified,
             ratio_vs_first: None,
+            cache_dropped: None,
+            latency_cdf_us: latency_cdf(hist),
+            timeline: Series::default(),
         }
     }
 
+    /// Whether the phase moves bytes (its rate is MiB/s) or only
+    /// operations (ops/s: list, stat).
+    pub fn moves_bytes(&self) -> bool {
+        self.bytes > 0
+    }
+
     fn rate(&self) -> f64 {
-        if self.bytes > 0 {
+        if self.moves_bytes() {
             self.mib_per_s
         } else {
             self.ops_per_s
         }
     }
+}
+
+/// The CDF of a latency histogram: the latency at every percentile up to
+/// the 99th, then at [`limits::LATENCY_CDF_TAIL_QUANTILES`]; empty for an
+/// empty histogram.
+pub fn latency_cdf(hist: &Histogram<u64>) -> Vec<(f64, u64)> {
+    if hist.is_empty() {
+        return Vec::new();
+    }
+    (0..100)
+        .map(|p| f64::from(p) / 100.0)
+        .chain(limits::LATENCY_CDF_TAIL_QUANTILES)
+        .map(|q| (q, hist.value_at_quantile(q)))
+        .collect()
 }
 
 /// A latency histogram in microseconds.
@@ -153,9 +189,56 @@ pub struct RunReport {
     pub workloads: Vec<Workload>,
     /// Results.
     pub rows: Vec<Row>,
+    /// The machine the benchmark ran on.
+    #[serde(default)]
+    pub host: Host,
+    /// The command line that produced the report.
+    #[serde(default)]
+    pub command_line: Vec<String>,
 }
 
-fn size(b: u64) -> String {
+/// The machine a run measured from (the client side; a remote target's
+/// machine is the user's to describe).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    /// Host name.
+    pub hostname: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// CPU model, from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// CPUs this process may use.
+    pub cpus: u32,
+    /// Memory, bytes (MemTotal).
+    pub memory_bytes: u64,
+}
+
+impl Host {
+    /// The machine this runs on, from /proc; unknown fields stay empty.
+    pub fn this() -> Host {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let meminfo = read("/proc/meminfo");
+        let field = |text: &str, name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let memory_kib: u64 = field(&meminfo, "MemTotal").trim_end_matches("kB").trim().parse().unwrap_or_default();
+        Host {
+            hostname: read("/proc/sys/kernel/hostname").trim().to_string(),
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
+            cpu_model: field(&cpuinfo, "model name"),
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get() as u32),
+            memory_bytes: memory_kib * 1024,
+        }
+    }
+}
+
+/// `b` bytes in the largest binary unit that keeps a number >= 1.
+pub fn size(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut u = 0;
@@ -244,6 +327,13 @@ pub fn results_table(rows: &[Row]) -> String {
             ratio
         );
     }
+    for r in rows.iter().filter(|r| r.cache_dropped == Some(false)) {
+        let _ = writeln!(
+            s,
+            "note: {} {} on {}: caches not dropped before the restore (a remote server's are out of reach)",
+            r.workload, r.phase, r.target
+        );
+    }
     s
 }
 
@@ -311,9 +401,13 @@ pub fn write_files(dir: &Path, report: &RunReport) -> Result<()> {
 /// Reads a run's `results.json` back.
 pub fn read_json(dir: &Path) -> Result<RunReport> {
     let json = dir.join("results.json");
-    let text = std::fs::read_to_string(&json)
-        .map_err(|e| BenchError::Report { path: json.display().to_string(), why: e.to_string() })?;
-    serde_json::from_str(&text).map_err(|e| BenchError::Report { path: json.display().to_string(), why: e.to_string() })
+    let err = |why: String| BenchError::Report { path: json.display().to_string(), why };
+    let text = std::fs::read_to_string(&json).map_err(|e| err(e.to_string()))?;
+    let r: RunReport = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+    if r.version == 0 || r.version > REPORT_VERSION {
+        return Err(err(format!("report version {}; this build reads 1 to {REPORT_VERSION}", r.version)));
+    }
+    Ok(r)
 }
 
 #[cfg(test)]

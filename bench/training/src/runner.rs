@@ -26,6 +26,7 @@ use crate::limits;
 use crate::pattern;
 use crate::report::{new_histogram, Row};
 use crate::targets::{Content, Target};
+use crate::timeline::Meter;
 use crate::workload::{FileSpec, Kind, Workload};
 use crate::{BenchError, Result};
 
@@ -122,7 +123,7 @@ pub async fn prepare(target: &Arc<dyn Target>, workloads: &[Workload], opts: &Ru
         let layout = w.layout();
         let workers = opts.workers.unwrap_or(limits::WORKERS_DEFAULT);
         let total: u64 = layout.iter().map(|f| f.bytes).sum();
-        let pb = bar(opts.progress, total, format!("prepare {} {}", w.kind.name(), target.url()));
+        let meter = Meter::new(bar(opts.progress, total, format!("prepare {} {}", w.kind.name(), target.url())));
         let start = Instant::now();
         let mut hist = new_histogram();
         let seed = opts.seed;
@@ -140,14 +141,14 @@ pub async fn prepare(target: &Arc<dyn Target>, workloads: &[Workload], opts: &Ru
         while let Some(r) = results.next().await {
             let (d, bytes) = joined(r)?;
             record(&mut hist, d);
-            pb.inc(bytes);
+            meter.done(bytes, bytes);
             ops += 1;
         }
-        pb.finish_and_clear();
+        let timeline = meter.finish();
         let manifest = Manifest { version: MANIFEST_VERSION, seed: opts.seed, workload: w.clone() };
         let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
         target.write(&manifest_path(w.kind), Content::Literal(Bytes::from(json)), true).await?;
-        rows.push(Row::new(
+        let mut row = Row::new(
             w.kind,
             "prepare",
             target.url(),
@@ -158,7 +159,9 @@ pub async fn prepare(target: &Arc<dyn Target>, workloads: &[Workload], opts: &Ru
             workers,
             opts.accelerators,
             opts.verify,
-        ));
+        );
+        row.timeline = timeline;
+        rows.push(row);
     }
     Ok(rows)
 }
@@ -247,7 +250,7 @@ async fn training(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -> 
     let layout = Arc::new(w.layout());
     let workers = opts.workers_for(w);
     let compute = Duration::from_secs_f64(opts.compute_ms.unwrap_or(w.scaled.compute_ms) / 1000.0);
-    let pb = bar(opts.progress, 0, format!("{} {}", w.kind.name(), target.url()));
+    let meter = Meter::new(bar(opts.progress, 0, format!("{} {}", w.kind.name(), target.url())));
     let start = Instant::now();
     let mut ranks: Vec<RankStats> = (0..opts.accelerators)
         .map(|_| RankStats {
@@ -260,13 +263,13 @@ async fn training(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -> 
         .collect();
     for epoch in 0..opts.epochs {
         let plan = w.epoch_plan(opts.seed, epoch, opts.accelerators, workers);
-        pb.inc_length(plan.iter().flatten().flatten().map(|r| r.len).sum());
+        meter.bar().inc_length(plan.iter().flatten().flatten().map(|r| r.len).sum());
         let mut tasks = Vec::new();
         for batches in plan {
-            let (t, layout, pb) = (target.clone(), layout.clone(), pb.clone());
+            let (t, layout, meter) = (target.clone(), layout.clone(), meter.clone());
             let (seed, verify) = (opts.seed, opts.verify);
             tasks.push(tokio::spawn(async move {
-                accelerator(t, layout, batches, workers, compute, seed, verify, pb).await
+                accelerator(t, layout, batches, workers, compute, seed, verify, meter).await
             }));
         }
         for (rank, task) in tasks.into_iter().enumerate() {
@@ -279,7 +282,7 @@ async fn training(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -> 
             r.wall += s.wall;
         }
     }
-    pb.finish_and_clear();
+    let timeline = meter.finish();
     let elapsed = start.elapsed();
     let mut hist = new_histogram();
     let (mut samples, mut bytes) = (0, 0);
@@ -305,6 +308,7 @@ async fn training(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -> 
         opts.verify,
     );
     row.compute_ms = compute.as_secs_f64() * 1000.0;
+    row.timeline = timeline;
     if !aus.is_empty() {
         let au = aus.iter().sum::<f64>() / aus.len() as f64;
         row.au_pct = Some(au);
@@ -324,7 +328,7 @@ async fn accelerator(
     compute: Duration,
     seed: u64,
     verify: bool,
-    pb: ProgressBar,
+    meter: Meter,
 ) -> Result<RankStats> {
     let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(Histogram<u64>, u64, u64)>>(limits::PREFETCH_BATCHES);
@@ -343,7 +347,7 @@ async fn accelerator(
                     Some(Ok((d, b))) => {
                         record(&mut hist, d);
                         bytes += b;
-                        pb.inc(b);
+                        meter.done(b, b);
                     }
                     Some(Err(e)) => batch = Err(e),
                     None => unreachable!("the stream has every batch's reads"),
@@ -388,23 +392,23 @@ async fn checkpoint(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -
     let total: u64 = layout.iter().map(|f| f.bytes).sum();
     let n = layout.len() as u32;
     // Write: all writers at once, each a whole file with sync.
-    let pb = bar(opts.progress, total, format!("checkpoint write {}", target.url()));
+    let meter = Meter::new(bar(opts.progress, total, format!("checkpoint write {}", target.url())));
     let start = Instant::now();
     let mut hist = new_histogram();
     let mut writes = Vec::new();
     for f in layout.iter().cloned() {
-        let (t, seed, pb) = (target.clone(), opts.seed, pb.clone());
+        let (t, seed, meter) = (target.clone(), opts.seed, meter.clone());
         writes.push(tokio::spawn(async move {
             let t0 = Instant::now();
             t.write(&f.path, Content::Pattern { key: f.key(seed), bytes: f.bytes }, true).await?;
-            pb.inc(f.bytes);
+            meter.done(f.bytes, f.bytes);
             Ok::<_, BenchError>(t0.elapsed())
         }));
     }
     for task in writes {
         record(&mut hist, joined(task.await)?);
     }
-    pb.finish_and_clear();
+    let timeline = meter.finish();
     let mut rows = vec![Row::new(
         w.kind,
         "write",
@@ -417,14 +421,21 @@ async fn checkpoint(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -
         opts.accelerators,
         opts.verify,
     )];
+    rows[0].timeline = timeline;
+    // MLPerf drops caches before the restore, so that it reads from the
+    // storage and not from what the write left in memory.
+    let mut dropped = true;
+    for f in &layout {
+        dropped &= target.drop_cache(&f.path).await?;
+    }
     // Restore: every reader streams its file in parts, `workers` parts in
     // flight per reader; latency is per part.
     let workers = opts.workers.unwrap_or(limits::CHECKPOINT_READ_PARTS_IN_FLIGHT_DEFAULT);
-    let pb = bar(opts.progress, total, format!("checkpoint read {}", target.url()));
+    let meter = Meter::new(bar(opts.progress, total, format!("checkpoint read {}", target.url())));
     let start = Instant::now();
     let mut reads = Vec::new();
     for f in layout.iter().cloned() {
-        let (t, seed, verify, pb) = (target.clone(), opts.seed, opts.verify, pb.clone());
+        let (t, seed, verify, meter) = (target.clone(), opts.seed, opts.verify, meter.clone());
         reads.push(tokio::spawn(async move {
             let mut hist = new_histogram();
             let parts = (0..f.bytes.div_ceil(limits::PART_BYTES)).map(|i| {
@@ -436,7 +447,7 @@ async fn checkpoint(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -
             while let Some(r) = s.next().await {
                 let (d, b) = joined(r)?;
                 record(&mut hist, d);
-                pb.inc(b);
+                meter.done(b, b);
             }
             Ok::<_, BenchError>(hist)
         }));
@@ -445,9 +456,9 @@ async fn checkpoint(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -
     for task in reads {
         hist.add(&joined(task.await)?).expect("same bounds");
     }
-    pb.finish_and_clear();
+    let timeline = meter.finish();
     let parts = hist.len();
-    rows.push(Row::new(
+    let mut row = Row::new(
         w.kind,
         "read",
         target.url(),
@@ -458,7 +469,10 @@ async fn checkpoint(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -
         n * workers,
         opts.accelerators,
         opts.verify,
-    ));
+    );
+    row.timeline = timeline;
+    row.cache_dropped = Some(dropped);
+    rows.push(row);
     // Not measured: a full-size checkpoint is 105 GB, too much to leave
     // behind on every run.
     for f in &layout {
@@ -491,12 +505,12 @@ async fn metadata(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -> 
     let mut rows =
         vec![Row::new(w.kind, "list", target.url(), n, 0, start.elapsed(), &hist, 1, opts.accelerators, opts.verify)];
     let workers = opts.workers.unwrap_or(limits::WORKERS_DEFAULT);
-    let pb = bar_with(
+    let meter = Meter::new(bar_with(
         opts.progress,
         n,
         format!("metadata stat {}", target.url()),
         "{prefix:40} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
-    );
+    ));
     let start = Instant::now();
     let mut hist = new_histogram();
     let stats = layout.into_iter().map(|f| {
@@ -517,21 +531,13 @@ async fn metadata(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -> 
     let mut s = futures_util::stream::iter(stats).buffer_unordered(workers as usize);
     while let Some(r) = s.next().await {
         record(&mut hist, joined(r)?);
-        pb.inc(1);
+        meter.done(0, 1);
     }
-    pb.finish_and_clear();
-    rows.push(Row::new(
-        w.kind,
-        "stat",
-        target.url(),
-        n,
-        0,
-        start.elapsed(),
-        &hist,
-        workers,
-        opts.accelerators,
-        opts.verify,
-    ));
+    let timeline = meter.finish();
+    let mut row =
+        Row::new(w.kind, "stat", target.url(), n, 0, start.elapsed(), &hist, workers, opts.accelerators, opts.verify);
+    row.timeline = timeline;
+    rows.push(row);
     Ok(rows)
 }
 

@@ -3,6 +3,7 @@
 //! each time (as a data loader opening a sample does) and use `pread`.
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -103,6 +104,21 @@ impl Target for FileTarget {
     fn stat<'a>(&'a self, path: &'a str) -> BoxFuture<'a, u64> {
         let p = self.root.join(path);
         Box::pin(blocking(move || Ok(std::fs::metadata(&p).map_err(io("stat", &p))?.len())))
+    }
+
+    /// `posix_fadvise(POSIX_FADV_DONTNEED)` over the whole file: the
+    /// kernel drops its clean cached pages (the write was synced, so all
+    /// are clean), as `echo 1 > /proc/sys/vm/drop_caches` would for this
+    /// file, without root. On a kernel NFS mount it drops the client's
+    /// cache; the server's stays.
+    fn drop_cache<'a>(&'a self, path: &'a str) -> BoxFuture<'a, bool> {
+        let p = self.root.join(path);
+        Box::pin(blocking(move || {
+            let f = std::fs::File::open(&p).map_err(io("open", &p))?;
+            nix::fcntl::posix_fadvise(f.as_raw_fd(), 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED)
+                .map_err(|e| io("fadvise", &p)(std::io::Error::from(e)))?;
+            Ok(true)
+        }))
     }
 
     fn delete<'a>(&'a self, path: &'a str) -> BoxFuture<'a, ()> {

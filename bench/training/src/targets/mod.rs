@@ -105,6 +105,15 @@ pub trait Target: Send + Sync {
 
     /// Deletes `path`; absent is not an error.
     fn delete<'a>(&'a self, path: &'a str) -> BoxFuture<'a, ()>;
+
+    /// Drops what this client side caches of `path`, so the next read
+    /// comes from the storage (MLPerf drops caches between checkpoint
+    /// write and restore). Answers whether it could: a remote server's
+    /// caches are out of a client's reach, so only `file://` can.
+    fn drop_cache<'a>(&'a self, path: &'a str) -> BoxFuture<'a, bool> {
+        let _ = path;
+        Box::pin(async { Ok(false) })
+    }
 }
 
 /// Options that only some targets use.
