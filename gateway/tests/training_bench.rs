@@ -223,3 +223,75 @@ fn prepare_and_run_every_workload_on_file_s3_and_nfs() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("prepare"), "{}", String::from_utf8_lossy(&o.stderr));
     eprintln!("end to end in {:?}", t0.elapsed());
 }
+
+/// A CA and a certificate it signed for `s3.test` and `*.s3.test`:
+/// (CA PEM, certificate PEM, key PEM).
+fn test_certificate() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["s3.test".to_string(), "*.s3.test".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    (ca.pem(), leaf.pem(), key.serialize_pem())
+}
+
+/// An `https://` endpoint with virtual-hosted-style requests
+/// (`bench.s3.test`, resolved with `--resolve`), trusted through
+/// `--ca-file`; the endpoint named in the target URL itself, next to a
+/// second s3:// target on the plain endpoint given by `--endpoint`.
+#[test]
+fn s3_targets_over_tls_with_virtual_hosted_addressing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificate();
+    for (name, pem) in [("ca.pem", &ca), ("cert.pem", &cert), ("key.pem", &key)] {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
+    let tls_dir = dir.path().join("tls");
+    let out = gateway().args(["bucket", "create", BUCKET, "--data-dir"]).arg(tls_dir.join("data")).output().unwrap();
+    assert!(out.status.success(), "bucket create: {}", String::from_utf8_lossy(&out.stderr));
+    let config = format!(
+        "virtual_host_base = \"s3.test\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        dir.path().join("cert.pem").display(),
+        dir.path().join("key.pem").display()
+    );
+    let gw = common::start(&tls_dir, &config, ACCESS_KEY, SECRET_KEY, "warn", &[]);
+    assert!(gw.stdout.iter().any(|l| l.starts_with("S3 listening on https://")), "{:?}", gw.stdout);
+    let port = gw.s3.port();
+    let tls_target = format!("s3://{BUCKET}/tls?endpoint=https://s3.test:{port}&addressing=virtual");
+    let targets = vec![tls_target.clone()];
+    let resolve = "bench.s3.test:127.0.0.1".to_string();
+    let ca_file = dir.path().join("ca.pem").display().to_string();
+    let args = ["-w", "cosmoflow,metadata", "--resolve", &resolve, "--ca-file", &ca_file];
+    let o = bench(&gw, "prepare", &targets, &args, &dir.path().join("prep"));
+    assert!(o.status.success(), "prepare over TLS failed");
+    let o = bench(&gw, "run", &targets, &args, &dir.path().join("run"));
+    assert!(o.status.success(), "run over TLS failed");
+    check_results(
+        &dir.path().join("run"),
+        &targets,
+        &[("cosmoflow", "train"), ("metadata", "list"), ("metadata", "stat")],
+    );
+    // The objects are where virtual-hosted requests put them: path-style
+    // requests for bucket `bench`, prefix `tls` read the same dataset.
+    let path_style = format!("s3://{BUCKET}/tls?endpoint=https://s3.test:{port}&addressing=path");
+    let resolve_base = "s3.test:127.0.0.1".to_string();
+    let o = bench(
+        &gw,
+        "run",
+        std::slice::from_ref(&path_style),
+        &["-w", "cosmoflow", "--resolve", &resolve_base, "--ca-file", &ca_file],
+        &dir.path().join("path"),
+    );
+    assert!(o.status.success(), "path-style run of the virtual-hosted dataset failed");
+    check_results(&dir.path().join("path"), &[path_style], &[("cosmoflow", "train")]);
+    // Without the CA the handshake fails, and says so.
+    let o = bench(&gw, "run", &targets, &["-w", "cosmoflow", "--resolve", &resolve], &dir.path().join("noca"));
+    assert!(!o.status.success(), "an untrusted certificate was accepted");
+    let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
+    assert!(err.contains("certificate") || err.contains("unknownissuer"), "{err}");
+}

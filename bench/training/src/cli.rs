@@ -11,7 +11,7 @@ use crate::page::{self, PageRun};
 use crate::plot;
 use crate::report::{self, Host, RunReport, REPORT_VERSION};
 use crate::runner::{self, RunOptions};
-use crate::targets::{self, Target, TargetOptions};
+use crate::targets::{self, resolve, Addressing, Target, TargetOptions};
 use crate::workload::{Kind, Scaling, Workload};
 use crate::{limits, BenchError, Result};
 
@@ -44,7 +44,8 @@ pub enum BenchCmd {
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
     /// Targets: `file:///PATH` (a directory or a kernel NFS mount),
-    /// `s3://BUCKET/PREFIX` (at --endpoint), `nfs://HOST[:PORT]/EXPORT/PATH`
+    /// `s3://BUCKET/PREFIX` (at --endpoint, or
+    /// `s3://BUCKET/PREFIX?endpoint=URL&addressing=virtual`), `nfs://HOST[:PORT]/EXPORT/PATH`
     /// (user-space NFSv3; the first path component is the export). Ratios
     /// are against the first.
     #[arg(required = true, value_name = "TARGET")]
@@ -87,9 +88,22 @@ pub struct RunArgs {
     /// bench-results/<command>-<unix time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// S3 endpoint, `http://HOST:PORT` (path-style requests).
+    /// S3 endpoint, `http://HOST[:PORT]` or `https://HOST[:PORT]`, of the
+    /// s3:// targets that do not name their own (`?endpoint=URL`).
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub endpoint: Option<String>,
+    /// How S3 requests name the bucket, for s3:// targets that do not say
+    /// (`&addressing=virtual`).
+    #[arg(long, value_enum, default_value_t = Addressing::Path)]
+    pub s3_addressing: Addressing,
+    /// PEM file of CA certificates to trust for https:// endpoints, besides
+    /// the system's (a private CA, a self-signed gateway).
+    #[arg(long, env = "AWS_CA_BUNDLE")]
+    pub ca_file: Option<PathBuf>,
+    /// Resolve HOST to ADDR for S3 connections, as curl's --resolve
+    /// (virtual-hosted names without DNS records); repeatable.
+    #[arg(long, value_name = "HOST:ADDR", value_parser = resolve::parse_resolve)]
+    pub resolve: Vec<(String, std::net::IpAddr)>,
     /// S3 access key.
     #[arg(long, env = "AWS_ACCESS_KEY_ID")]
     pub access_key: Option<String>,
@@ -157,6 +171,9 @@ impl RunArgs {
         }
         Ok(TargetOptions {
             endpoint: self.endpoint.clone(),
+            s3_addressing: self.s3_addressing,
+            ca_file: self.ca_file.clone(),
+            resolve: self.resolve.clone(),
             access_key: self.access_key.clone(),
             secret_key: self.secret_key.clone(),
             region: self.region.clone(),

@@ -32,7 +32,7 @@ impl Drop for Gateway {
 /// The address printed after `prefix` on one of `lines`.
 pub fn addr_after(lines: &[String], prefix: &str) -> Option<SocketAddr> {
     let line = lines.iter().find(|l| l.starts_with(prefix))?;
-    let rest = line[prefix.len()..].trim_start_matches("http://");
+    let rest = line[prefix.len()..].trim_start_matches("http://").trim_start_matches("https://");
     rest.split_whitespace().next()?.parse().ok()
 }
 

@@ -15,6 +15,7 @@
 //! which is what a multi-process data loader does with its workers.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::{BenchError, Result};
 
 pub mod file;
 pub mod nfs;
+pub mod resolve;
 pub mod s3;
 
 /// A boxed, sendable future of a result.
@@ -116,11 +118,27 @@ pub trait Target: Send + Sync {
     }
 }
 
+/// How S3 requests name the bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Addressing {
+    /// `https://host/bucket/key`.
+    #[default]
+    Path,
+    /// `https://bucket.host/key` (AWS's default, Mountpoint's, the SDKs').
+    Virtual,
+}
+
 /// Options that only some targets use.
 #[derive(Clone, Debug)]
 pub struct TargetOptions {
-    /// S3 endpoint URL (`http://host:port`).
+    /// S3 endpoint URL (`http[s]://host[:port]`) of targets without their own.
     pub endpoint: Option<String>,
+    /// S3 addressing of targets that do not name their own.
+    pub s3_addressing: Addressing,
+    /// PEM certificates trusted for S3 over TLS, besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Host names the S3 client resolves to fixed addresses.
+    pub resolve: Vec<(String, IpAddr)>,
     /// S3 access key.
     pub access_key: Option<String>,
     /// S3 secret key.
@@ -144,12 +162,16 @@ pub struct TargetOptions {
 pub enum TargetUrl {
     /// `file:///PATH`.
     File(PathBuf),
-    /// `s3://BUCKET[/PREFIX]`.
+    /// `s3://BUCKET[/PREFIX][?endpoint=URL][&addressing=path|virtual]`.
     S3 {
         /// Bucket.
         bucket: String,
         /// Key prefix without leading or trailing `/` (may be empty).
         prefix: String,
+        /// This target's endpoint; `None`: `--endpoint`.
+        endpoint: Option<String>,
+        /// This target's addressing; `None`: `--s3-addressing`.
+        addressing: Option<Addressing>,
     },
     /// `nfs://HOST[:PORT]/EXPORT[/PATH]`; the first path component is the
     /// export (the gateway exports buckets as `/BUCKET`).
@@ -188,12 +210,22 @@ impl TargetUrl {
             return Ok(TargetUrl::File(PathBuf::from(rest)));
         }
         if let Some(rest) = url.strip_prefix("s3://") {
+            let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(bad("no bucket"));
             }
             let prefix = clean_components(url, prefix)?.join("/");
-            return Ok(TargetUrl::S3 { bucket: bucket.into(), prefix });
+            let (mut endpoint, mut addressing) = (None, None);
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                match pair.split_once('=') {
+                    Some(("endpoint", v)) if !v.is_empty() => endpoint = Some(v.to_string()),
+                    Some(("addressing", "path")) => addressing = Some(Addressing::Path),
+                    Some(("addressing", "virtual")) => addressing = Some(Addressing::Virtual),
+                    _ => return Err(bad("an s3:// URL takes ?endpoint=URL and &addressing=path|virtual")),
+                }
+            }
+            return Ok(TargetUrl::S3 { bucket: bucket.into(), prefix, endpoint, addressing });
         }
         if let Some(rest) = url.strip_prefix("nfs://") {
             let (hostport, path) = rest.split_once('/').ok_or_else(|| bad("no export path"))?;
@@ -219,7 +251,9 @@ impl TargetUrl {
 pub async fn open(url: &str, opts: &TargetOptions) -> Result<Arc<dyn Target>> {
     Ok(match TargetUrl::parse(url)? {
         TargetUrl::File(root) => Arc::new(file::FileTarget::new(url, root)),
-        TargetUrl::S3 { bucket, prefix } => Arc::new(s3::S3Target::new(url, bucket, prefix, opts)?),
+        TargetUrl::S3 { bucket, prefix, endpoint, addressing } => {
+            Arc::new(s3::S3Target::new(url, bucket, prefix, endpoint, addressing, opts)?)
+        }
         TargetUrl::Nfs { host, port, export, path } => {
             Arc::new(nfs::NfsTarget::connect(url, &host, port, &export, &path, opts).await?)
         }
@@ -235,9 +269,21 @@ mod tests {
         assert_eq!(TargetUrl::parse("file:///tmp/x/").unwrap(), TargetUrl::File("/tmp/x/".into()));
         assert_eq!(
             TargetUrl::parse("s3://b/p/q/").unwrap(),
-            TargetUrl::S3 { bucket: "b".into(), prefix: "p/q".into() }
+            TargetUrl::S3 { bucket: "b".into(), prefix: "p/q".into(), endpoint: None, addressing: None }
         );
-        assert_eq!(TargetUrl::parse("s3://b").unwrap(), TargetUrl::S3 { bucket: "b".into(), prefix: "".into() });
+        assert_eq!(
+            TargetUrl::parse("s3://b").unwrap(),
+            TargetUrl::S3 { bucket: "b".into(), prefix: "".into(), endpoint: None, addressing: None }
+        );
+        assert_eq!(
+            TargetUrl::parse("s3://b/p?endpoint=https://h:9000&addressing=virtual").unwrap(),
+            TargetUrl::S3 {
+                bucket: "b".into(),
+                prefix: "p".into(),
+                endpoint: Some("https://h:9000".into()),
+                addressing: Some(Addressing::Virtual)
+            }
+        );
         assert_eq!(
             TargetUrl::parse("nfs://127.0.0.1:2049/data/run1").unwrap(),
             TargetUrl::Nfs { host: "127.0.0.1".into(), port: Some(2049), export: "/data".into(), path: "run1".into() }
@@ -246,7 +292,17 @@ mod tests {
             TargetUrl::parse("nfs://srv/data").unwrap(),
             TargetUrl::Nfs { host: "srv".into(), port: None, export: "/data".into(), path: "".into() }
         );
-        for bad in ["file://rel", "s3://", "nfs://h", "nfs://h:x/e", "nfs://h/", "http://x", "s3://b/../x"] {
+        for bad in [
+            "file://rel",
+            "s3://",
+            "nfs://h",
+            "nfs://h:x/e",
+            "nfs://h/",
+            "http://x",
+            "s3://b/../x",
+            "s3://b?x=1",
+            "s3://b?addressing=odd",
+        ] {
             assert!(TargetUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -1,5 +1,7 @@
-//! `s3://BUCKET/PREFIX` at `--endpoint`: a hyper HTTP/1.1 client with a
-//! connection pool, requests signed with `aws-sigv4` (path-style,
+//! `s3://BUCKET/PREFIX` at `--endpoint` (or the URL's own `?endpoint=`): a
+//! hyper HTTP/1.1 client with a connection pool over TCP or TLS (rustls;
+//! the system's roots plus `--ca-file`), requests signed with `aws-sigv4`
+//! (path-style or virtual-hosted-style,
 //! `UNSIGNED-PAYLOAD`, as s3torchconnector and Mountpoint send over TLS;
 //! hashing every payload would make the client, not the server, the
 //! bottleneck). Parallelism is concurrent requests, bounded by
@@ -8,7 +10,7 @@
 //! Operations: PUT (objects up to one part), multipart upload (larger
 //! objects: [`limits::PARTS_IN_FLIGHT_MAX`] parts in flight), ranged GET,
 //! HEAD, ListObjectsV2 with continuation tokens, DELETE; HEAD/PUT bucket
-//! for `prepare_root`. Plain `http://` only in this milestone.
+//! for `prepare_root`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,13 +23,15 @@ use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use tokio::sync::Semaphore;
 
-use super::{BoxFuture, Content, Entry, Target, TargetOptions};
+use super::resolve::Resolver;
+use super::{Addressing, BoxFuture, Content, Entry, Target, TargetOptions};
 use crate::limits;
 use crate::{BenchError, Result};
 
@@ -46,8 +50,11 @@ pub struct S3Target {
 
 struct Inner {
     url: String,
-    endpoint: String,
-    host: String,
+    /// `scheme://` of the endpoint.
+    scheme: &'static str,
+    /// `host[:port]` of the endpoint.
+    authority: String,
+    addressing: Addressing,
     bucket: String,
     /// Key prefix with a trailing `/`, or empty.
     prefix: String,
@@ -55,7 +62,7 @@ struct Inner {
     secret_key: String,
     region: String,
     list_keys: u32,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>,
     in_flight: Semaphore,
 }
 
@@ -67,22 +74,46 @@ struct Resp {
 }
 
 impl S3Target {
-    /// A target for `bucket`/`prefix` with the endpoint and keys in `opts`.
-    pub fn new(url: &str, bucket: String, prefix: String, opts: &TargetOptions) -> Result<S3Target> {
+    /// A target for `bucket`/`prefix` at `endpoint` (the URL's own, else
+    /// `--endpoint`), with the keys and TLS settings in `opts`.
+    pub fn new(
+        url: &str,
+        bucket: String,
+        prefix: String,
+        endpoint: Option<String>,
+        addressing: Option<Addressing>,
+        opts: &TargetOptions,
+    ) -> Result<S3Target> {
         let invalid = |w: &str| BenchError::BadTarget { url: url.into(), why: w.into() };
-        let endpoint = opts.endpoint.clone().ok_or_else(|| invalid("s3:// needs --endpoint"))?;
-        let endpoint = endpoint.trim_end_matches('/').to_string();
-        let host = endpoint
-            .strip_prefix("http://")
-            .ok_or_else(|| invalid("--endpoint must be http://HOST[:PORT] (https is not supported yet)"))?
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let endpoint = endpoint
+            .or_else(|| opts.endpoint.clone())
+            .ok_or_else(|| invalid("s3:// needs --endpoint (or ?endpoint= in the URL)"))?;
+        let (scheme, rest) = if let Some(r) = endpoint.strip_prefix("http://") {
+            ("http://", r)
+        } else if let Some(r) = endpoint.strip_prefix("https://") {
+            ("https://", r)
+        } else {
+            return Err(invalid("the endpoint must be http://HOST[:PORT] or https://HOST[:PORT]"));
+        };
+        let authority = rest.trim_end_matches('/').to_string();
+        if authority.is_empty() || authority.contains('/') {
+            return Err(invalid("the endpoint is scheme://HOST[:PORT], without a path"));
+        }
+        let addressing = addressing.unwrap_or(opts.s3_addressing);
+        if addressing == Addressing::Virtual && bucket.contains('.') && scheme == "https://" {
+            return Err(invalid("a bucket with dots cannot be addressed virtual-host style over TLS"));
+        }
         let access_key = opts.access_key.clone().ok_or_else(|| invalid("s3:// needs --access-key"))?;
         let secret_key = opts.secret_key.clone().ok_or_else(|| invalid("s3:// needs --secret-key"))?;
-        let mut conn = HttpConnector::new();
+        let mut conn = HttpConnector::new_with_resolver(Resolver::new(opts.resolve.clone()));
         conn.set_nodelay(true);
+        conn.enforce_http(false);
+        let tls = tls_config(url, opts.ca_file.as_deref())?;
+        let conn = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(conn);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(opts.s3_connections as usize)
             .pool_idle_timeout(POOL_IDLE)
@@ -91,8 +122,9 @@ impl S3Target {
         Ok(S3Target {
             inner: Arc::new(Inner {
                 url: url.into(),
-                endpoint,
-                host,
+                scheme,
+                authority,
+                addressing,
                 bucket,
                 prefix,
                 access_key,
@@ -104,6 +136,48 @@ impl S3Target {
             }),
         })
     }
+}
+
+/// An error and its sources, `a: b: c`: hyper's own message ("client
+/// error (Connect)") hides the cause (refused, a certificate not trusted).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// TLS to an S3 endpoint: the system's trusted roots plus the PEM
+/// certificates of `ca_file` (a private CA, a self-signed test gateway).
+fn tls_config(url: &str, ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig> {
+    let bad = |why: String| BenchError::BadTarget { url: url.into(), why };
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates leave the store to --ca-file.
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| bad(format!("--ca-file {}: {e}", path.display())))?;
+        let mut added = 0;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.map_err(|e| bad(format!("--ca-file {}: {e}", path.display())))?;
+            roots.add(cert).map_err(|e| bad(format!("--ca-file {}: {e}", path.display())))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(bad(format!("--ca-file {}: no PEM certificate in it", path.display())));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 impl Inner {
@@ -122,8 +196,12 @@ impl Inner {
         body: Bytes,
     ) -> Result<Resp> {
         let err = |why: String| BenchError::S3 { op, key: format!("{}/{key}", self.bucket), why };
-        let mut path = format!("/{}", self.bucket);
-        if !key.is_empty() {
+        // Path style: `host/bucket/key`; virtual-hosted: `bucket.host/key`.
+        let (host, mut path) = match self.addressing {
+            Addressing::Path => (self.authority.clone(), format!("/{}", self.bucket)),
+            Addressing::Virtual => (format!("{}.{}", self.bucket, self.authority), String::new()),
+        };
+        if !key.is_empty() || path.is_empty() {
             path.push('/');
             path.push_str(&utf8_percent_encode(key, PATH).to_string());
         }
@@ -136,7 +214,7 @@ impl Inner {
                 q.push_str(&utf8_percent_encode(v, UNRESERVED).to_string());
             }
         }
-        let url = format!("{}{path}{q}", self.endpoint);
+        let url = format!("{}{host}{path}{q}", self.scheme);
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
@@ -152,15 +230,11 @@ impl Inner {
             .build()
             .map_err(|e| err(format!("signing parameters: {e}")))?
             .into();
-        let signable = SignableRequest::new(
-            method,
-            &url,
-            std::iter::once(("host", self.host.as_str())),
-            SignableBody::UnsignedPayload,
-        )
-        .map_err(|e| err(format!("signing: {e}")))?;
+        let signable =
+            SignableRequest::new(method, &url, std::iter::once(("host", host.as_str())), SignableBody::UnsignedPayload)
+                .map_err(|e| err(format!("signing: {e}")))?;
         let (instructions, _sig) = sign(signable, &params).map_err(|e| err(format!("signing: {e}")))?.into_parts();
-        let mut req = http::Request::builder().method(method).uri(&url).header("host", &self.host);
+        let mut req = http::Request::builder().method(method).uri(&url).header("host", &host);
         for (k, v) in instructions.headers() {
             req = req.header(k, v);
         }
@@ -169,7 +243,7 @@ impl Inner {
         }
         let req = req.body(Full::new(body)).map_err(|e| err(format!("request: {e}")))?;
         let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
-        let resp = self.client.request(req).await.map_err(|e| err(format!("{e}")))?;
+        let resp = self.client.request(req).await.map_err(|e| err(error_chain(&e)))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await.map_err(|e| err(format!("body: {e}")))?.to_bytes();
