@@ -79,3 +79,7 @@ pub const LATENCY_CDF_TAIL_QUANTILES: [f64; 5] = [0.995, 0.999, 0.9995, 0.9999, 
 pub const PLOT_BUCKETS_MAX: usize = 120;
 /// Runs one `bench report` page takes at most.
 pub const REPORT_RUNS_MAX: usize = 100;
+/// Bytes of read buffers a `file://` target keeps for reuse at most.
+pub const READ_BUFFER_POOL_BYTES_MAX: usize = 256 << 20;
+/// Files a `file://` target keeps open between reads at most.
+pub const FILES_KEPT_OPEN_MAX: usize = 64;

@@ -330,33 +330,55 @@ async fn accelerator(
     verify: bool,
     meter: Meter,
 ) -> Result<RankStats> {
-    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(Histogram<u64>, u64, u64)>>(limits::PREFETCH_BATCHES);
     let loader = tokio::spawn(async move {
-        let reads = batches.into_iter().flatten().map(move |r| {
-            let (t, file) = (t.clone(), layout[r.file as usize].clone());
-            tokio::spawn(read_checked(t, file, r.offset, r.len, seed, verify))
-        });
-        let mut stream = futures_util::stream::iter(reads).buffered(workers as usize);
-        for n in sizes {
-            let mut hist = new_histogram();
-            let mut bytes = 0;
-            let mut batch = Ok(());
-            for _ in 0..n {
-                match stream.next().await.map(joined) {
-                    Some(Ok((d, b))) => {
-                        record(&mut hist, d);
-                        bytes += b;
-                        meter.done(b, b);
+        // `workers` reads in flight whatever order they finish in (a slow
+        // read holds its own slot only); a batch goes to the accelerator
+        // once all its reads are in, batches in order. Reads are issued at
+        // most PREFETCH_BATCHES batches past the one being assembled, and
+        // the channel holds at most PREFETCH_BATCHES finished batches.
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        let mut pending: Vec<(Histogram<u64>, u64, usize)> = sizes.iter().map(|_| (new_histogram(), 0, 0)).collect();
+        let mut reads =
+            batches.into_iter().enumerate().flat_map(|(b, rs)| rs.into_iter().map(move |r| (b, r))).peekable();
+        let mut in_flight = futures_util::stream::FuturesUnordered::new();
+        let mut next_batch = 0;
+        while next_batch < sizes.len() {
+            while in_flight.len() < workers as usize {
+                match reads.next_if(|(b, _)| *b <= next_batch + limits::PREFETCH_BATCHES) {
+                    Some((b, r)) => {
+                        let (t, file) = (t.clone(), layout[r.file as usize].clone());
+                        let read = tokio::spawn(read_checked(t, file, r.offset, r.len, seed, verify));
+                        in_flight.push(async move { (b, joined(read.await)) });
                     }
-                    Some(Err(e)) => batch = Err(e),
-                    None => unreachable!("the stream has every batch's reads"),
+                    None => break,
                 }
             }
-            let msg = batch.map(|()| (hist, n as u64, bytes));
-            let failed = msg.is_err();
-            if tx.send(msg).await.is_err() || failed {
-                return;
+            // An empty batch is complete at once; otherwise wait for a read.
+            if pending[next_batch].2 < sizes[next_batch] {
+                let Some((b, done)) = in_flight.next().await else {
+                    unreachable!("reads of unfinished batches are in flight")
+                };
+                match done {
+                    Ok((d, n)) => {
+                        let p = &mut pending[b];
+                        record(&mut p.0, d);
+                        p.1 += n;
+                        p.2 += 1;
+                        meter.done(n, n);
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+            while next_batch < sizes.len() && pending[next_batch].2 == sizes[next_batch] {
+                let (hist, bytes, n) = std::mem::replace(&mut pending[next_batch], (new_histogram(), 0, 0));
+                if tx.send(Ok((hist, n as u64, bytes))).await.is_err() {
+                    return;
+                }
+                next_batch += 1;
             }
         }
     });
