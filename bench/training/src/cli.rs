@@ -37,6 +37,10 @@ pub enum BenchCmd {
         /// Where report.md goes (default: the first DIR).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// A markdown file put on the page under its title: how the
+        /// targets were set up, versions, anything the runs cannot know.
+        #[arg(long)]
+        notes: Option<PathBuf>,
     },
 }
 
@@ -189,7 +193,14 @@ impl RunArgs {
 /// Runs a `bench` command to completion; prints to stdout.
 pub fn main(cmd: BenchCmd) -> Result<()> {
     match cmd {
-        BenchCmd::Report { dirs, out } => {
+        BenchCmd::Report { dirs, out, notes } => {
+            let notes = match &notes {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .map_err(|e| BenchError::Report { path: p.display().to_string(), why: e.to_string() })?,
+                ),
+                None => None,
+            };
             let mut runs = Vec::new();
             for dir in run_dirs(&dirs)? {
                 let report = report::read_json(&dir)?;
@@ -202,7 +213,7 @@ pub fn main(cmd: BenchCmd) -> Result<()> {
                 runs.push(PageRun { dir, report, plots });
             }
             let out = out.unwrap_or_else(|| dirs[0].clone());
-            let page = page::write_page(&out, &runs)?;
+            let page = page::write_page(&out, &runs, notes.as_deref())?;
             println!("report: {}", page.display());
             Ok(())
         }
@@ -224,7 +235,7 @@ fn run_blocking(command: &str, args: RunArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("bench-results").join(format!("{command}-{}", report.started_unix_s)));
     report::write_files(&out, &report)?;
     let plots = plot::write_plots(&out, &report)?;
-    let page = page::write_page(&out, &[PageRun { dir: out.clone(), report, plots }])?;
+    let page = page::write_page(&out, &[PageRun { dir: out.clone(), report, plots }], None)?;
     println!("results: {}/results.json, results.csv; plots and {}", out.display(), page.display());
     Ok(())
 }

@@ -76,7 +76,7 @@ pub const TIMELINE_BUCKETS_MAX: usize = 1024;
 /// then at these quantiles of the tail (the last is the largest latency).
 pub const LATENCY_CDF_TAIL_QUANTILES: [f64; 5] = [0.995, 0.999, 0.9995, 0.9999, 1.0];
 /// Steps of a throughput plot at most (finer timelines are merged).
-pub const PLOT_BUCKETS_MAX: usize = 120;
+pub const PLOT_BUCKETS_MAX: usize = 60;
 /// Runs one `bench report` page takes at most.
 pub const REPORT_RUNS_MAX: usize = 100;
 /// Bytes of read buffers a `file://` target keeps for reuse at most.

@@ -24,20 +24,25 @@ pub struct PageRun {
 /// The file name of the page.
 pub const PAGE_FILE: &str = "report.md";
 
-/// Writes [`PAGE_FILE`] into `out` for `runs`; returns its path.
-pub fn write_page(out: &Path, runs: &[PageRun]) -> Result<PathBuf> {
+/// Writes [`PAGE_FILE`] into `out` for `runs`, with `notes` (markdown)
+/// under the title; returns its path.
+pub fn write_page(out: &Path, runs: &[PageRun], notes: Option<&str>) -> Result<PathBuf> {
     let err =
         |p: &Path, e: &dyn std::fmt::Display| BenchError::Report { path: p.display().to_string(), why: e.to_string() };
     std::fs::create_dir_all(out).map_err(|e| err(out, &e))?;
     let path = out.join(PAGE_FILE);
-    let text = page(out, runs);
+    let text = page(out, runs, notes);
     std::fs::write(&path, text).map_err(|e| err(&path, &e))?;
     Ok(path)
 }
 
 /// The page's markdown.
-pub fn page(out: &Path, runs: &[PageRun]) -> String {
+pub fn page(out: &Path, runs: &[PageRun], notes: Option<&str>) -> String {
     let mut s = String::from("# Storage benchmark report\n\n");
+    if let Some(n) = notes {
+        s.push_str(n.trim_end());
+        s.push_str("\n\n");
+    }
     let _ = writeln!(
         s,
         "Made by `gateway bench report` from {} run(s). Ratios (`x first`) are MiB/s (ops/s where no bytes \

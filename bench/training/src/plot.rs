@@ -17,6 +17,10 @@ use crate::limits;
 use crate::report::{Row, RunReport};
 use crate::{BenchError, Result};
 
+/// Top of the AU axis: room above 100% for the bars' labels and the
+/// legend.
+const AU_AXIS_PCT: f64 = 140.0;
+
 /// Pixel size of every plot.
 const PLOT_PIXELS: (u32, u32) = (960, 540);
 
@@ -244,7 +248,7 @@ fn au<DB: DrawingBackend>(
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(72)
-        .build_cartesian_2d(0f64..groups, 0f64..115f64)?;
+        .build_cartesian_2d(0f64..groups, 0f64..AU_AXIS_PCT)?;
     chart.configure_mesh().disable_x_mesh().x_labels(0).y_desc("AU, percent").label_style((FONT, 14)).draw()?;
     let width = 0.8 / targets.len().max(1) as f64;
     for (ti, t) in targets.iter().enumerate() {
@@ -254,7 +258,7 @@ fn au<DB: DrawingBackend>(
         for (wi, w) in workloads.iter().enumerate() {
             if let Some(au) = rows.iter().find(|r| &r.workload == w && &r.target == t).and_then(|r| r.au_pct) {
                 let x0 = wi as f64 + 0.1 + ti as f64 * width;
-                bars.push(Rectangle::new([(x0, 0.0), (x0 + width * 0.9, au.min(115.0))], c.filled()));
+                bars.push(Rectangle::new([(x0, 0.0), (x0 + width * 0.9, au.min(AU_AXIS_PCT))], c.filled()));
                 values.push((x0 + width * 0.45, au));
             }
         }
@@ -263,7 +267,7 @@ fn au<DB: DrawingBackend>(
             .label(t.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
         for (x, au) in values {
-            let (px, py) = chart.backend_coord(&(x, au.min(115.0)));
+            let (px, py) = chart.backend_coord(&(x, au.min(AU_AXIS_PCT)));
             let style = TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
             root.draw(&Text::new(format!("{au:.0}%"), (px, py - 3), style))?;
         }
