@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::plot::Plot;
-use crate::report::{size, Row, RunReport};
+use crate::report::{param_rows, size, Row, RunReport};
 use crate::workload::Workload;
 use crate::{BenchError, Result};
 
@@ -117,21 +117,8 @@ fn cell(v: &str) -> String {
 fn params(s: &mut String, workloads: &[Workload]) {
     let _ = writeln!(s, "| workload | params | files | file | sample | batch | compute ms | samples/epoch | dataset |");
     let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|");
-    for w in workloads {
-        for (label, p) in [("real", &w.real), ("scaled", &w.scaled)] {
-            let _ = writeln!(
-                s,
-                "| {} | {label} | {} | {} | {} | {} | {} | {} | {} |",
-                w.kind.name(),
-                p.files,
-                size(p.file_bytes),
-                size(p.sample_bytes),
-                p.batch_size,
-                p.compute_ms,
-                p.samples_per_epoch(),
-                size(p.dataset_bytes())
-            );
-        }
+    for cells in param_rows(workloads) {
+        let _ = writeln!(s, "| {} |", cells.join(" | "));
     }
 }
 

@@ -253,6 +253,29 @@ pub fn size(b: u64) -> String {
     }
 }
 
+/// The workloads' real and scaled parameters, a row of cells each:
+/// workload, real/scaled, files, file size, sample size, batch, compute
+/// ms, samples per epoch, dataset size.
+pub fn param_rows(workloads: &[Workload]) -> Vec<[String; 9]> {
+    let mut rows = Vec::new();
+    for w in workloads {
+        for (label, p) in [("real", &w.real), ("scaled", &w.scaled)] {
+            rows.push([
+                w.kind.name().to_string(),
+                label.to_string(),
+                p.files.to_string(),
+                size(p.file_bytes),
+                size(p.sample_bytes),
+                p.batch_size.to_string(),
+                p.compute_ms.to_string(),
+                p.samples_per_epoch().to_string(),
+                size(p.dataset_bytes()),
+            ]);
+        }
+    }
+    rows
+}
+
 /// The workloads' real and scaled parameters side by side.
 pub fn params_table(workloads: &[Workload]) -> String {
     let mut s = String::new();
@@ -261,22 +284,11 @@ pub fn params_table(workloads: &[Workload]) -> String {
         "{:<11} {:<7} {:>9} {:>10} {:>10} {:>6} {:>9} {:>12} {:>10}",
         "workload", "params", "files", "file", "sample", "batch", "compute", "samples/ep", "dataset"
     );
-    for w in workloads {
-        for (label, p) in [("real", &w.real), ("scaled", &w.scaled)] {
-            let _ = writeln!(
-                s,
-                "{:<11} {:<7} {:>9} {:>10} {:>10} {:>6} {:>7}ms {:>12} {:>10}",
-                w.kind.name(),
-                label,
-                p.files,
-                size(p.file_bytes),
-                size(p.sample_bytes),
-                p.batch_size,
-                p.compute_ms,
-                p.samples_per_epoch(),
-                size(p.dataset_bytes())
-            );
-        }
+    for [w, label, files, file, sample, batch, compute, per_epoch, dataset] in param_rows(workloads) {
+        let _ = writeln!(
+            s,
+            "{w:<11} {label:<7} {files:>9} {file:>10} {sample:>10} {batch:>6} {compute:>7}ms {per_epoch:>12} {dataset:>10}"
+        );
     }
     s
 }
