@@ -85,10 +85,13 @@ class S3Samples(Dataset):
         from s3torchconnector import S3ReaderConstructor
 
         f, s = divmod(i, self.per_file)
-        # A ranged GET per sample, as `gateway bench` reads a record (the
-        # default sequential reader streams the object from its start).
+        # One ranged GET of exactly the sample, as `gateway bench` reads a
+        # record. The default sequential reader streams the object from its
+        # start, and range_based() without buffer_size=0 fills an 8 MiB
+        # buffer per reader: a HEAD and an 8 MiB GET per 28 KiB record
+        # (seen in the gateway's request log).
         reader = self._client().get_object(
-            self.bucket, self.keys[f], reader_constructor=S3ReaderConstructor.range_based()
+            self.bucket, self.keys[f], reader_constructor=S3ReaderConstructor.range_based(buffer_size=0)
         )
         reader.seek(s * self.sample)
         data = reader.read(self.sample)
