@@ -100,11 +100,6 @@ pub fn write_plots(dir: &Path, report: &RunReport) -> Result<Vec<Plot>> {
         let rows: Vec<&Row> = report.rows.iter().filter(|r| r.workload == w && r.phase == p).collect();
         let unit = if rows.iter().any(|r| r.moves_bytes()) { "MiB/s" } else { "ops/s" };
         if rows.iter().any(|r| r.timeline.bytes.len() > 1) {
-            let coarse: Vec<Row> = rows
-                .iter()
-                .map(|r| Row { timeline: r.timeline.coarsened(limits::PLOT_BUCKETS_MAX), ..(*r).clone() })
-                .collect();
-            let rows: Vec<&Row> = coarse.iter().collect();
             let title = format!("{w} {p}: throughput over time ({unit})");
             let chart = Chart::Throughput { title: title.clone(), rows: rows.clone() };
             plots.push(draw_both(dir, &format!("throughput-{w}-{p}"), &title, &chart, &report.targets)?);
@@ -146,6 +141,28 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart<'_>, ta
     }
 }
 
+/// Every chart's caption, margin and axis label room.
+fn builder<'a, 'b, DB: DrawingBackend>(root: &'a DrawingArea<DB, Shift>, title: &'b str) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, (FONT, 22)).margin(16).x_label_area_size(44).y_label_area_size(72);
+    b
+}
+
+/// One target's line, with its legend entry.
+fn line<'a, DB: DrawingBackend + 'a, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    points: Vec<(f64, f64)>,
+    target: &str,
+    targets: &[String],
+) -> DrawResult<DB> {
+    let c = color(targets, target);
+    chart
+        .draw_series(LineSeries::new(points, c.stroke_width(2)))?
+        .label(target)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    Ok(())
+}
+
 fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     at: SeriesLabelPosition,
@@ -166,16 +183,16 @@ fn throughput<DB: DrawingBackend>(
     targets: &[String],
 ) -> DrawResult<DB> {
     let bytes = rows.iter().any(|r| r.moves_bytes());
-    let series: Vec<(&Row, Vec<(f64, f64)>)> =
-        rows.iter().map(|r| (*r, step_points(&r.timeline.rates(bytes, r.seconds), r.timeline.width_ms))).collect();
+    let series: Vec<(&Row, Vec<(f64, f64)>)> = rows
+        .iter()
+        .map(|r| {
+            let t = r.timeline.coarsened(limits::PLOT_BUCKETS_MAX);
+            (*r, step_points(&t.rates(bytes, r.seconds), t.width_ms))
+        })
+        .collect();
     let x_max = series.iter().flat_map(|(_, p)| p.iter().map(|(x, _)| *x)).fold(0.0, f64::max).max(1e-3);
     let y_max = series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)).fold(0.0, f64::max).max(1e-3) * 1.15;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 22))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(72)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+    let mut chart = builder(root, title).build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
     chart
         .configure_mesh()
         .x_desc("seconds since the phase started")
@@ -183,11 +200,7 @@ fn throughput<DB: DrawingBackend>(
         .label_style((FONT, 14))
         .draw()?;
     for (r, points) in series {
-        let c = color(targets, &r.target);
-        chart
-            .draw_series(LineSeries::new(points, c.stroke_width(2)))?
-            .label(r.target.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        line(&mut chart, points, &r.target, targets)?;
     }
     legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
@@ -213,12 +226,7 @@ fn latency<DB: DrawingBackend>(
     let all = || rows.iter().flat_map(|r| r.latency_cdf_us.iter().map(|(_, us)| ms(*us)));
     let lo = all().fold(f64::INFINITY, f64::min).min(1e6) / 1.5;
     let hi = all().fold(0.0, f64::max).max(lo * 10.0) * 1.5;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 22))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(72)
-        .build_cartesian_2d((lo..hi).log_scale(), 0f64..100f64)?;
+    let mut chart = builder(root, title).build_cartesian_2d((lo..hi).log_scale(), 0f64..100f64)?;
     chart
         .configure_mesh()
         .x_desc("latency, ms (log scale)")
@@ -226,12 +234,8 @@ fn latency<DB: DrawingBackend>(
         .label_style((FONT, 14))
         .draw()?;
     for r in rows {
-        let c = color(targets, &r.target);
         let points: Vec<(f64, f64)> = r.latency_cdf_us.iter().map(|&(q, us)| (ms(us), q * 100.0)).collect();
-        chart
-            .draw_series(LineSeries::new(points, c.stroke_width(2)))?
-            .label(r.target.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        line(&mut chart, points, &r.target, targets)?;
     }
     legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
@@ -243,11 +247,7 @@ fn au<DB: DrawingBackend>(
     rows: &[&Row],
 ) -> DrawResult<DB> {
     let groups = workloads.len().max(1) as f64;
-    let mut chart = ChartBuilder::on(root)
-        .caption("Accelerator utilisation (AU) per workload; line: MLPerf's bar", (FONT, 22))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(72)
+    let mut chart = builder(root, "Accelerator utilisation (AU) per workload; line: MLPerf's bar")
         .build_cartesian_2d(0f64..groups, 0f64..AU_AXIS_PCT)?;
     chart.configure_mesh().disable_x_mesh().x_labels(0).y_desc("AU, percent").label_style((FONT, 14)).draw()?;
     let width = 0.8 / targets.len().max(1) as f64;

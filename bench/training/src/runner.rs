@@ -318,6 +318,19 @@ async fn training(target: &Arc<dyn Target>, w: &Workload, opts: &RunOptions) -> 
     Ok(row)
 }
 
+/// What has come in of one batch's reads.
+struct BatchSoFar {
+    hist: Histogram<u64>,
+    bytes: u64,
+    reads: usize,
+}
+
+impl Default for BatchSoFar {
+    fn default() -> BatchSoFar {
+        BatchSoFar { hist: new_histogram(), bytes: 0, reads: 0 }
+    }
+}
+
 /// One accelerator and its data loader, for one epoch.
 #[allow(clippy::too_many_arguments)]
 async fn accelerator(
@@ -338,7 +351,7 @@ async fn accelerator(
         // most PREFETCH_BATCHES batches past the one being assembled, and
         // the channel holds at most PREFETCH_BATCHES finished batches.
         let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-        let mut pending: Vec<(Histogram<u64>, u64, usize)> = sizes.iter().map(|_| (new_histogram(), 0, 0)).collect();
+        let mut pending: Vec<BatchSoFar> = sizes.iter().map(|_| BatchSoFar::default()).collect();
         let mut reads =
             batches.into_iter().enumerate().flat_map(|(b, rs)| rs.into_iter().map(move |r| (b, r))).peekable();
         let mut in_flight = futures_util::stream::FuturesUnordered::new();
@@ -355,16 +368,16 @@ async fn accelerator(
                 }
             }
             // An empty batch is complete at once; otherwise wait for a read.
-            if pending[next_batch].2 < sizes[next_batch] {
+            if pending[next_batch].reads < sizes[next_batch] {
                 let Some((b, done)) = in_flight.next().await else {
                     unreachable!("reads of unfinished batches are in flight")
                 };
                 match done {
                     Ok((d, n)) => {
                         let p = &mut pending[b];
-                        record(&mut p.0, d);
-                        p.1 += n;
-                        p.2 += 1;
+                        record(&mut p.hist, d);
+                        p.bytes += n;
+                        p.reads += 1;
                         meter.done(n, n);
                     }
                     Err(e) => {
@@ -373,9 +386,9 @@ async fn accelerator(
                     }
                 }
             }
-            while next_batch < sizes.len() && pending[next_batch].2 == sizes[next_batch] {
-                let (hist, bytes, n) = std::mem::replace(&mut pending[next_batch], (new_histogram(), 0, 0));
-                if tx.send(Ok((hist, n as u64, bytes))).await.is_err() {
+            while next_batch < sizes.len() && pending[next_batch].reads == sizes[next_batch] {
+                let b = std::mem::take(&mut pending[next_batch]);
+                if tx.send(Ok((b.hist, b.reads as u64, b.bytes))).await.is_err() {
                     return;
                 }
                 next_batch += 1;

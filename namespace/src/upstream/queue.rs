@@ -50,6 +50,15 @@ pub struct UploadReport {
     pub dropped: u64,
 }
 
+impl std::ops::AddAssign for UploadReport {
+    fn add_assign(&mut self, o: UploadReport) {
+        self.uploaded += o.uploaded;
+        self.bytes += o.bytes;
+        self.failed += o.failed;
+        self.dropped += o.dropped;
+    }
+}
+
 /// The queue at a glance.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QueueStatus {
@@ -247,16 +256,15 @@ impl Namespace {
                     })
                 })
                 .collect();
-            workers.into_iter().map(|w| w.join().unwrap_or_default()).collect()
+            // A worker's panic is the pass's: it is not turned into an
+            // empty report.
+            workers.into_iter().map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
         });
         if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }
         for r in reports {
-            report.uploaded += r.uploaded;
-            report.bytes += r.bytes;
-            report.failed += r.failed;
-            report.dropped += r.dropped;
+            report += r;
         }
         Ok(report)
     }

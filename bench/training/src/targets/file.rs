@@ -1,7 +1,7 @@
 //! `file:///PATH`: a local directory, or a kernel NFS (or any POSIX) mount.
-//! Blocking `std::fs` calls on tokio's blocking pool; reads open the file
-//! each time (as a data loader opening a sample does) and `pread` into
-//! pooled buffers.
+//! Blocking `std::fs` calls on tokio's blocking pool; reads `pread` on a
+//! handle kept open between reads of the file ([`OpenFiles`]) into pooled
+//! buffers ([`BufferPool`]).
 
 use std::collections::VecDeque;
 use std::io::Write;
