@@ -274,6 +274,22 @@ fn run_dirs(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(runs)
 }
 
+/// The command line with the value of `--secret-key` replaced: it is
+/// written into results.json and onto report pages, which get shared.
+fn redacted(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in args {
+        if out.last().is_some_and(|prev| prev == "--secret-key") {
+            out.push("<redacted>".into());
+        } else if a.starts_with("--secret-key=") {
+            out.push("--secret-key=<redacted>".into());
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
 /// Prepares or runs (`command`) every workload on every target, printing
 /// the tables; returns the report (not yet written).
 pub async fn execute(command: &str, args: &RunArgs) -> Result<RunReport> {
@@ -312,6 +328,22 @@ pub async fn execute(command: &str, args: &RunArgs) -> Result<RunReport> {
         workloads,
         rows,
         host: Host::this(),
-        command_line: std::env::args().collect(),
+        command_line: redacted(std::env::args()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_key_never_reaches_the_report() {
+        let args =
+            ["gateway", "bench", "run", "s3://b", "--secret-key", "s3cr3t", "--secret-key=s3cr3t", "--seed", "1"];
+        let got = redacted(args.iter().map(|a| a.to_string()));
+        assert!(!got.iter().any(|a| a.contains("s3cr3t")), "{got:?}");
+        assert_eq!(got.len(), args.len());
+        assert_eq!(got[5], "<redacted>");
+        assert_eq!(&got[7..], ["--seed", "1"]);
+    }
 }
