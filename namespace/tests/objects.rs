@@ -492,6 +492,34 @@ fn readers_racing_overwrites_always_get_a_whole_version() {
     });
 }
 
+/// Regression: a PUT racing an overwrite of its key answered NoSuchKey
+/// ("removed while being accessed") when the file its access check looked
+/// up was replaced before the check read its inode (found by the boto3
+/// suite's concurrent-overwrite test, writers side).
+#[test]
+fn writers_racing_overwrites_never_see_the_key_gone() {
+    let (_d, ns, _b) = fresh();
+    let versions: Vec<Vec<u8>> = (0..4).map(|i| pattern(70_000 + i * 10, i as u64)).collect();
+    put(&ns, "hot", &versions[0]);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..60 {
+                put(&ns, "hot", &versions[i % versions.len()]);
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        for _ in 0..2 {
+            s.spawn(|| {
+                let target = ns.put_target(b"bkt", b"hot").unwrap();
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    ns.check_put_access(&root(), &target).expect("the access check never finds the key gone");
+                }
+            });
+        }
+    });
+}
+
 /// Regression: deleting a `dir/` marker used to flag the directory as
 /// auto-created so pruning would remove it; when pruning was refused, a
 /// directory NFS had made kept that flag and vanished with a later S3

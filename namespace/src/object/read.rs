@@ -104,8 +104,9 @@ impl Namespace {
 
     /// Runs a lookup-then-open step again when the inode it found was
     /// replaced in between (an overwrite publishes a new inode): a reader
-    /// racing a writer must get the old or the new version, never "gone".
-    fn retry_replaced<T>(&self, mut step: impl FnMut() -> NsResult<T>) -> NsResult<T> {
+    /// racing a writer must get the old or the new version, never "gone";
+    /// so must a writer's access check.
+    pub(super) fn retry_replaced<T>(&self, mut step: impl FnMut() -> NsResult<T>) -> NsResult<T> {
         for _ in 1..RESOLVE_ATTEMPTS_MAX {
             match step() {
                 Err(NsError::Stale) => continue,

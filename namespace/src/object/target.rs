@@ -153,15 +153,20 @@ impl Namespace {
     /// directory when the key (or a directory above it) is new; write on
     /// the file when it replaces one. Advisory: the publish runs the same
     /// walk again in its transaction, and that is what counts.
+    /// The walk reads committed state point by point: a file replaced by
+    /// a concurrent overwrite between its lookup and its inode read is
+    /// walked again, not reported gone.
     pub fn check_put_access(&self, caller: &Caller, target: &PutTarget) -> NsResult<()> {
-        let mut v = Committed(self);
-        let mut chain = vec![Level::bucket(self.getattr(target.bucket_ino)?)];
-        if walk_dirs(&mut v, caller, &mut chain, &target.dirs)?.is_some() {
-            return Ok(());
-        }
-        let Some(leaf) = &target.leaf else { return Ok(()) };
-        let parent = &chain.last().expect("non-empty").dir;
-        let existing = find_leaf(&mut v, caller, parent, leaf)?;
-        check_replace(caller, parent, existing.as_ref().map(|e| &e.1))
+        self.retry_replaced(|| {
+            let mut v = Committed(self);
+            let mut chain = vec![Level::bucket(self.getattr(target.bucket_ino)?)];
+            if walk_dirs(&mut v, caller, &mut chain, &target.dirs)?.is_some() {
+                return Ok(());
+            }
+            let Some(leaf) = &target.leaf else { return Ok(()) };
+            let parent = &chain.last().expect("non-empty").dir;
+            let existing = find_leaf(&mut v, caller, parent, leaf)?;
+            check_replace(caller, parent, existing.as_ref().map(|e| &e.1))
+        })
     }
 }
